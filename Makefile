@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test`. Everything else
+# here serves them. CMake does the building; this file only sequences.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+PTY        ?= $(CURDIR)/$(BUILD)/ttyESP
+STATE      ?= $(CURDIR)/$(BUILD)/state
+PYTEST     := /usr/bin/python3 -m pytest
+FUZZ_SECONDS ?= 15
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build run test unit integration asan fuzz fuzz-run clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@echo "espatd: AT modem on $(PTY) -- open it with: /usr/bin/python3 -m serial.tools.miniterm --eol CRLF $(PTY) 115200   (Ctrl-C here stops it)"
+	@$(BUILD)/espatd --pty $(PTY) --state-dir $(STATE) $(ARGS)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+integration: build
+	@ESPATD_BIN=$(CURDIR)/$(BUILD)/espatd $(PYTEST) -q tests/integration
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DESPATD_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+	@ESPATD_BIN=$(CURDIR)/$(ASAN_BUILD)/espatd ESPATD_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTEST) -q tests/integration
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DESPATD_FUZZ=ON -DESPATD_TESTS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: unit integration asan fuzz
+	@echo "make test: all suites passed"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

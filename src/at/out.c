@@ -1,0 +1,129 @@
+#include "at/out.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S(lit) lit, sizeof(lit) - 1
+
+void at_out_init(struct at_out *o, at_sink_fn sink, void *arg)
+{
+	memset(o, 0, sizeof(*o));
+	o->sink = sink;
+	o->sink_arg = arg;
+	buf_init(&o->held);
+}
+
+void at_out_free(struct at_out *o)
+{
+	buf_free(&o->held);
+}
+
+void at_out_raw(struct at_out *o, const void *p, size_t n)
+{
+	if (n)
+		o->sink(o->sink_arg, p, n);
+}
+
+void at_out_result(struct at_out *o, enum at_rc rc)
+{
+	switch (rc) {
+	case AT_RC_OK: at_out_raw(o, S("\r\nOK\r\n")); break;
+	case AT_RC_ERROR:
+	case AT_RC_FAIL: at_out_raw(o, S("\r\nERROR\r\n")); break;
+	case AT_RC_SEND_OK: at_out_raw(o, S("\r\nSEND OK\r\n")); break;
+	case AT_RC_SEND_FAIL: at_out_raw(o, S("\r\nSEND FAIL\r\n")); break;
+	/* No space after '>' and no CR LF (§1.7 code 7). */
+	case AT_RC_PROMPT: at_out_raw(o, S("\r\nOK\r\n\r\n>")); break;
+	case AT_RC_IGNORE:
+	case AT_RC_DONE:
+	case AT_RC_PENDING: break;
+	}
+}
+
+static void vformat(struct at_out *o, struct buf *dst, bool crlf, const char *fmt, va_list ap)
+{
+	char small[512];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return;
+	if (dst) {
+		buf_vprintf(dst, fmt, ap);
+		if (crlf)
+			buf_append(dst, "\r\n", 2);
+		return;
+	}
+	if ((size_t)n < sizeof(small) - 2) {
+		if (crlf) {
+			small[n++] = '\r';
+			small[n++] = '\n';
+		}
+		at_out_raw(o, small, (size_t)n);
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_vprintf(&b, fmt, ap);
+	if (crlf)
+		buf_append(&b, "\r\n", 2);
+	at_out_raw(o, buf_head(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+void at_out_errcode(struct at_out *o, uint32_t code)
+{
+	if (o->syslog && code)
+		at_out_line(o, "ERR CODE:0x%08x", code);
+}
+
+void at_out_line(struct at_out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(o, NULL, true, fmt, ap);
+	va_end(ap);
+}
+
+void at_out_text(struct at_out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(o, NULL, false, fmt, ap);
+	va_end(ap);
+}
+
+void at_out_urc(struct at_out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(o, o->hold ? &o->held : NULL, true, fmt, ap);
+	va_end(ap);
+}
+
+void at_out_hold(struct at_out *o, bool on)
+{
+	o->hold = on;
+	if (!on && buf_used(&o->held)) {
+		at_out_raw(o, buf_head(&o->held), buf_used(&o->held));
+		buf_reset(&o->held);
+	}
+}
+
+void at_out_ready(struct at_out *o)
+{
+	at_out_raw(o, S("\r\nready\r\n"));
+}
+
+void at_out_busy(struct at_out *o)
+{
+	at_out_errcode(o, 0x010b0000u); /* ESP_AT_SUB_CMD_PROCESSING, §1.9 */
+	at_out_raw(o, S("\r\nbusy p...\r\n"));
+}
+
+void at_out_force_restart(struct at_out *o)
+{
+	at_out_raw(o, S("\r\nWill force to restart!!!\r\n"));
+}

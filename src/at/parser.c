@@ -1,0 +1,93 @@
+#include "at/parser.h"
+
+#include <string.h>
+
+void at_parser_init(struct at_parser *p, const struct at_parser_ops *ops, void *arg)
+{
+	memset(p, 0, sizeof(*p));
+	p->ops = ops;
+	p->arg = arg;
+	p->mode = AT_PM_CMD;
+}
+
+void at_parser_set_mode(struct at_parser *p, enum at_pmode m)
+{
+	if (m == AT_PM_CMD && p->mode != AT_PM_CMD)
+		p->len = 0;
+	p->mode = m;
+}
+
+void at_parser_expect_data(struct at_parser *p, size_t n)
+{
+	p->mode = AT_PM_DATA;
+	p->data_left = n;
+}
+
+/* Append one command-mode byte; returns 1 when a CR LF completed a line. */
+static int take_byte(struct at_parser *p, uint8_t c)
+{
+	p->line[p->len++] = (char)c;
+	if (p->len >= 2 && p->line[p->len - 2] == '\r' && c == '\n')
+		return 1;
+	if (p->len > AT_LINE_KEEP_MAX) {
+		/* §1.5: silently drop an unterminated overlong line, but a
+		 * final CR may still begin the terminator of the next one. */
+		p->len = 0;
+		if (c == '\r')
+			p->line[p->len++] = '\r';
+	}
+	return 0;
+}
+
+static size_t feed_cmd(struct at_parser *p, const uint8_t *buf, size_t n, int *got_line)
+{
+	size_t i = 0;
+	*got_line = 0;
+	while (i < n) {
+		if (take_byte(p, buf[i++])) {
+			*got_line = 1;
+			break;
+		}
+	}
+	if (i)
+		p->ops->echo(p->arg, buf, i);
+	if (*got_line) {
+		size_t len = p->len - 2;
+		p->len = 0;
+		p->ops->line(p->arg, p->line, len);
+	}
+	return i;
+}
+
+void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n)
+{
+	if (n == 0)
+		return;
+	switch (p->mode) {
+	case AT_PM_CMD: {
+		int got_line;
+		size_t used = feed_cmd(p, buf, n, &got_line);
+		/* The rest of a chunk that carried a command arrived while that
+		 * command was being processed: one busy for it (§1.9). */
+		if (got_line && used < n && p->mode != AT_PM_DISCARD)
+			p->ops->busy(p->arg, buf + used, n - used);
+		break;
+	}
+	case AT_PM_BUSY:
+		p->ops->busy(p->arg, buf, n);
+		break;
+	case AT_PM_DATA: {
+		size_t take = n < p->data_left ? n : p->data_left;
+		p->data_left -= take;
+		int done = p->data_left == 0;
+		if (done)
+			p->mode = AT_PM_DISCARD; /* until the engine says otherwise */
+		p->ops->data(p->arg, buf, take, done);
+		if (take < n)
+			p->ops->busy(p->arg, buf + take, n - take);
+		break;
+	}
+	case AT_PM_DISCARD:
+		break;
+	}
+}

@@ -1,0 +1,49 @@
+/* Byte-fed AT receive state machine (protocol.md §1.2, §1.5, §1.6, §1.9).
+ * Knows nothing of descriptors: it is fed chunks (one transport read each)
+ * and reports echo bytes, complete lines, busy chunks and data-phase bytes. */
+#ifndef ESPATD_AT_PARSER_H
+#define ESPATD_AT_PARSER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* More than 255 bytes without a terminator are discarded (protocol.md §1.5). */
+#define AT_LINE_KEEP_MAX 255
+
+struct at_parser_ops {
+	/* Command-mode bytes to echo, exactly as they arrived, up to and
+	 * including the terminator (§1.6); the engine decides if echo is on. */
+	void (*echo)(void *arg, const uint8_t *p, size_t n);
+	/* A complete line, without its CR LF (may be empty or hold NULs). */
+	void (*line)(void *arg, const char *line, size_t n);
+	/* Input that arrived while busy: once per chunk, or for the rest of a
+	 * chunk after a line or after a complete data phase (§1.9). */
+	void (*busy)(void *arg, const uint8_t *p, size_t n);
+	/* Data-phase bytes (after a '>' prompt). `done` on the last one. */
+	void (*data)(void *arg, const uint8_t *p, size_t n, int done);
+};
+
+enum at_pmode {
+	AT_PM_CMD,      /* assembling command lines */
+	AT_PM_BUSY,     /* a command is running: every chunk is busy */
+	AT_PM_DATA,     /* counting `data_left` raw bytes */
+	AT_PM_DISCARD,  /* dropping input silently (restart, before SEND OK) */
+};
+
+struct at_parser {
+	const struct at_parser_ops *ops;
+	void *arg;
+	enum at_pmode mode;
+	size_t data_left;
+	size_t len;
+	char line[AT_LINE_KEEP_MAX + 2];
+};
+
+void at_parser_init(struct at_parser *p, const struct at_parser_ops *ops, void *arg);
+void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n);
+/* Set the mode; entering AT_PM_CMD starts a fresh line. */
+void at_parser_set_mode(struct at_parser *p, enum at_pmode m);
+/* Enter AT_PM_DATA for exactly n (> 0) bytes. */
+void at_parser_expect_data(struct at_parser *p, size_t n);
+
+#endif

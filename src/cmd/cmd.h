@@ -1,0 +1,22 @@
+/* Command tables, one per ESP-AT chapter, and the per-chapter hooks the
+ * device calls at boot (settings load) and on events. */
+#ifndef ESPATD_CMD_CMD_H
+#define ESPATD_CMD_CMD_H
+
+#include "at/engine.h"
+
+struct device;
+
+extern const struct at_cmd_table cmd_basic_table;
+extern const struct at_cmd_table cmd_wifi_table;
+
+/* Reset the chapter's settings to factory values, then load saved ones. */
+void cmd_basic_load(struct device *d);
+void cmd_wifi_load(struct device *d);
+/* After "ready": auto-join a saved access point (protocol.md §5.5). */
+void cmd_wifi_boot(struct device *d);
+/* Module reset: drop Wi-Fi state without URCs. */
+void cmd_wifi_reset(struct device *d);
+extern const struct wifi_events cmd_wifi_events;
+
+#endif

@@ -1,0 +1,91 @@
+/* The emulated module: its settings (RAM values, loaded from the store at
+ * boot), the AT engine, the virtual Wi-Fi, and the boot/restart sequence. */
+#ifndef ESPATD_DEV_DEVICE_H
+#define ESPATD_DEV_DEVICE_H
+
+#include "at/engine.h"
+#include "core/loop.h"
+#include "dev/profile.h"
+#include "transport/serial.h"
+#include "wifi/wifi.h"
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+
+struct ipv4_cfg {
+	bool set;
+	struct in_addr ip, gw, mask;
+};
+
+/* Wi-Fi chapter settings (protocol.md §5.5, §6). */
+struct wifi_settings {
+	int mode;                   /* AT+CWMODE 0..3 */
+	bool autoconn;              /* AT+CWAUTOCONN, always saved */
+	int dhcp;                   /* AT+CWDHCP bits: 0 STA, 1 SoftAP */
+	struct ipv4_cfg sta_static; /* AT+CIPSTA */
+	struct ipv4_cfg ap;         /* AT+CIPAP */
+	uint8_t sta_mac[6], ap_mac[6];
+	char hostname[33];
+	int reconn_interval, reconn_repeat; /* AT+CWRECONNCFG */
+	bool have_join;             /* a join configuration exists */
+	struct wifi_join_cfg join;  /* the last AT+CWJAP configuration */
+	int lapopt_sort, lapopt_mask, lapopt_rssi, lapopt_auth; /* AT+CWLAPOPT */
+};
+
+struct device_opts {
+	const struct profile *profile;
+	const char *state_dir;      /* NULL = nothing persists */
+	uint32_t boot_ms;           /* restart time for AT+RST / AT+RESTORE */
+	struct line_cfg uart;       /* line at power-up (before UART_DEF) */
+};
+
+struct device {
+	struct loop *loop;
+	struct serial *serial;
+	struct store *store;
+	const struct profile *profile;
+	struct device_opts opts;
+	struct at_engine at;
+	struct wifi wifi;
+	struct loop_timer boot_timer;
+	bool booting;
+	bool restart_pending;       /* after this command's result */
+	bool restore_pending;       /* AT+RESTORE: erase the store first */
+	bool cwjap_running;         /* a CWJAP command waits for join_done */
+	struct loop_timer scan_timer;
+
+	/* Basic settings */
+	bool sysstore;
+	int sysmsg;
+	int transintvl;
+	int rfpower[4];
+	struct line_cfg uart_cur, uart_def;
+	bool ipv6;                  /* AT+CIPV6 */
+
+	struct wifi_settings ws;
+};
+
+/* Set up everything but do not boot yet. */
+int device_init(struct device *d, struct loop *l, struct serial *s, const struct device_opts *o);
+void device_free(struct device *d);
+/* Power-up: load settings, then "ready" (and auto-join) after boot_ms. */
+void device_boot(struct device *d, uint32_t delay_ms);
+/* Feed serial input. */
+void device_input(struct device *d, const uint8_t *p, size_t n);
+
+/* Persist an integer/string/blob: always when `always`, else only with
+ * AT+SYSSTORE=1 (protocol.md §6.1-§6.3). */
+void device_save_int(struct device *d, const char *ns, const char *key, int64_t v, bool always);
+void device_save_str(struct device *d, const char *ns, const char *key, const char *v, bool always);
+void device_save_blob(struct device *d, const char *ns, const char *key, const void *p, size_t n,
+		      bool always);
+int64_t device_load_int(struct device *d, const char *ns, const char *key, int64_t def);
+
+/* Device time (SYSTIMESTAMP, SNTP): seconds since the epoch; before it is
+ * set, seconds since boot, as an unsynced module counts from 1970. */
+int64_t device_time(const struct device *d);
+
+#endif

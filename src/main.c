@@ -1,0 +1,327 @@
+/* espatd: options and wiring; no logic lives here. */
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/trace.h"
+#include "dev/device.h"
+#include "store/store.h"
+#include "transport/serial.h"
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct options {
+	const char *pty, *serial, *tcp;
+	bool stdio;
+	uint32_t baud;
+	bool rtscts;
+	const char *state_dir;
+	bool no_state;
+	const char *profile;
+	const char *trace;
+	const char *netif;
+	const char *ap_file;
+	uint32_t join_ms;
+	uint32_t boot_ms;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: espatd [TRANSPORT] [OPTIONS]\n"
+"An ESP-AT compatible network coprocessor: speaks Espressif's AT command set on\n"
+"a serial line and carries the connections over this host's network.\n"
+"\n"
+"Transport (choose one):\n"
+"  --pty PATH           create a pseudo-terminal; PATH becomes a symlink to it.\n"
+"                       Point your MCU code or a terminal (picocom PATH) at PATH.\n"
+"  --serial DEV         use a real UART, e.g. /dev/ttyUSB0\n"
+"      --baud N         its speed at power-up (default 115200)\n"
+"      --rtscts         with RTS/CTS hardware flow control\n"
+"  --tcp [HOST:]PORT    accept one AT client at a time over TCP (HOST defaults\n"
+"                       to 127.0.0.1; anything else is reachable by others)\n"
+"  --stdio              AT on standard input/output (a terminal or a script)\n"
+"\n"
+"Module:\n"
+"  --profile NAME       esp32 (default: ESP-AT 3.x on an ESP32) or esp8266\n"
+"                       (ESP-AT 2.x): AT+GMR text and the module's limits\n"
+"  --state-dir DIR      where saved settings live (default\n"
+"                       $XDG_STATE_HOME/espatd or ~/.local/state/espatd)\n"
+"  --no-state           keep everything in RAM, write no file\n"
+"  --boot-time MS       how long AT+RST / AT+RESTORE take (default 300)\n"
+"\n"
+"Virtual Wi-Fi (AT+CWJAP joins these; with none, any SSID joins):\n"
+"  --ap SSID[:PASSWORD[:RSSI[:CHANNEL[:BSSID]]]]   an access point (repeatable)\n"
+"  --ap-file FILE       access points from a file of [ap] sections\n"
+"  --netif IFACE        host interface whose addresses the station reports\n"
+"                       (default: the interface of the default route)\n"
+"  --join-time MS       time from AT+CWJAP to WIFI GOT IP (default 1000)\n"
+"\n"
+"Diagnostics:\n"
+"  --log-level LEVEL    error, warn, info (default) or debug; logs go to stderr\n"
+"  --trace FILE         write every serial byte, both ways, timestamped\n"
+"  -h, --help           this help\n"
+"  -V, --version        print the version\n"
+"\n"
+"Example: espatd --pty /tmp/ttyESP   then   picocom -c --omap crlf /tmp/ttyESP\n"
+"and type AT, AT+GMR, AT+CWJAP=\"lab\",\"secret\". See man espatd.\n");
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static char *default_state_dir(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	char buf[PATH_MAX];
+	if (xdg && *xdg)
+		snprintf(buf, sizeof(buf), "%s/espatd", xdg);
+	else if (home && *home)
+		snprintf(buf, sizeof(buf), "%s/.local/state/espatd", home);
+	else
+		return NULL;
+	return strdup(buf);
+}
+
+enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
+       OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
+       OPT_STDIO };
+
+static const struct option longopts[] = {
+	{ "pty", required_argument, NULL, OPT_PTY },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "baud", required_argument, NULL, OPT_BAUD },
+	{ "rtscts", no_argument, NULL, OPT_RTSCTS },
+	{ "tcp", required_argument, NULL, OPT_TCP },
+	{ "stdio", no_argument, NULL, OPT_STDIO },
+	{ "state-dir", required_argument, NULL, OPT_STATE },
+	{ "no-state", no_argument, NULL, OPT_NOSTATE },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "log-level", required_argument, NULL, OPT_LOG },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "ap", required_argument, NULL, OPT_AP },
+	{ "ap-file", required_argument, NULL, OPT_APFILE },
+	{ "netif", required_argument, NULL, OPT_NETIF },
+	{ "join-time", required_argument, NULL, OPT_JOIN },
+	{ "boot-time", required_argument, NULL, OPT_BOOT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static struct device the_device;
+static struct serial the_serial;
+static struct loop_timer eof_timer;
+
+static void on_stop_signal(void *arg)
+{
+	log_info("stopping on signal");
+	loop_stop(arg, 0);
+}
+
+static void serial_input(void *arg, const uint8_t *p, size_t n)
+{
+	device_input(arg, p, n);
+}
+
+static void eof_check(void *arg)
+{
+	struct loop *l = arg;
+	/* Scripts on stdin: finish the running command, flush, then exit. */
+	if (the_device.at.busy || the_device.booting || serial_queued(&the_serial))
+		loop_timer_start(l, &eof_timer, 20);
+	else
+		loop_stop(l, 0);
+}
+
+static void serial_eof(void *arg)
+{
+	struct device *d = arg;
+	loop_timer_init(&eof_timer, eof_check, d->loop);
+	loop_timer_start(d->loop, &eof_timer, 0);
+}
+
+static const struct serial_events serial_ev = {
+	.input = serial_input,
+	.eof = serial_eof,
+};
+
+static int make_transport(const struct options *o, struct loop *l, struct transport **t)
+{
+	int count = !!o->pty + !!o->serial + !!o->tcp + o->stdio;
+	if (count != 1) {
+		fprintf(stderr, "espatd: choose exactly one of --pty, --serial, --tcp, --stdio "
+				"(try: espatd --pty /tmp/ttyESP)\n");
+		return -EINVAL;
+	}
+	struct line_cfg line = { .baud = o->baud, .databits = 8, .stopbits = 1,
+				 .flow = o->rtscts ? 3 : 0 };
+	if (o->pty)
+		return transport_pty_new(t, l, o->pty);
+	if (o->serial)
+		return transport_uart_new(t, l, o->serial, &line);
+	if (o->tcp)
+		return transport_tcp_new(t, l, o->tcp);
+	return transport_stdio_new(t, l);
+}
+
+static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps)
+{
+	int c;
+	enum log_level lv;
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PTY: o->pty = optarg; break;
+		case OPT_SERIAL: o->serial = optarg; break;
+		case OPT_TCP: o->tcp = optarg; break;
+		case OPT_STDIO: o->stdio = true; break;
+		case OPT_RTSCTS: o->rtscts = true; break;
+		case OPT_STATE: o->state_dir = optarg; break;
+		case OPT_NOSTATE: o->no_state = true; break;
+		case OPT_PROFILE: o->profile = optarg; break;
+		case OPT_TRACE: o->trace = optarg; break;
+		case OPT_NETIF: o->netif = optarg; break;
+		case OPT_APFILE: o->ap_file = optarg; break;
+		case OPT_BAUD:
+			if (parse_u32(optarg, 80, 5000000, &o->baud) < 0) {
+				fprintf(stderr, "espatd: --baud wants 80..5000000, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_JOIN:
+			if (parse_u32(optarg, 0, 600000, &o->join_ms) < 0) {
+				fprintf(stderr, "espatd: --join-time wants milliseconds, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_BOOT:
+			if (parse_u32(optarg, 0, 60000, &o->boot_ms) < 0) {
+				fprintf(stderr, "espatd: --boot-time wants milliseconds, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_LOG:
+			if (log_parse_level(optarg, &lv) < 0) {
+				fprintf(stderr, "espatd: --log-level wants error, warn, info or debug\n");
+				return -1;
+			}
+			log_set_level(lv);
+			break;
+		case OPT_AP:
+			if (wifi_add_ap_spec(aps, optarg) < 0) {
+				fprintf(stderr, "espatd: bad --ap '%s' (want SSID[:PASSWORD[:RSSI[:CHANNEL[:BSSID]]]])\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("espatd %s\n", ESPATD_VERSION); exit(0);
+		default:
+			fprintf(stderr, "Try 'espatd --help'.\n");
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "espatd: unexpected argument '%s'. Try 'espatd --help'.\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .baud = 115200, .profile = "esp32", .join_ms = 1000, .boot_ms = 300 };
+	struct wifi aps; /* collects --ap before the device exists */
+	memset(&aps, 0, sizeof(aps));
+	if (parse_args(argc, argv, &o, &aps) < 0)
+		return 2;
+	if (o.ap_file) {
+		int line = 0, rc = wifi_load_ap_file(&aps, o.ap_file, &line);
+		if (rc < 0) {
+			if (line)
+				fprintf(stderr, "espatd: %s:%d: not a valid [ap] entry\n", o.ap_file, line);
+			else
+				fprintf(stderr, "espatd: cannot read %s: %s\n", o.ap_file, strerror(-rc));
+			return 2;
+		}
+	}
+	const struct profile *prof = profile_find(o.profile);
+	if (!prof) {
+		fprintf(stderr, "espatd: unknown --profile '%s' (esp32 or esp8266)\n", o.profile);
+		return 2;
+	}
+	char *state_dir = NULL;
+	if (!o.no_state) {
+		state_dir = o.state_dir ? strdup(o.state_dir) : default_state_dir();
+		if (!state_dir)
+			log_warn("no --state-dir and no HOME: settings will not be saved");
+	}
+	if (o.trace && trace_open(o.trace) < 0) {
+		fprintf(stderr, "espatd: cannot open trace file %s: %s\n", o.trace, strerror(errno));
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct loop *l;
+	if (loop_new(&l) < 0)
+		return 1;
+	struct transport *t = NULL;
+	int rc = make_transport(&o, l, &t);
+	if (rc < 0) {
+		if (rc != -EINVAL)
+			fprintf(stderr, "espatd: cannot set up the transport: %s\n", strerror(-rc));
+		return 2;
+	}
+	struct device_opts dopt = {
+		.profile = prof,
+		.state_dir = state_dir,
+		.boot_ms = o.boot_ms,
+		.uart = { .baud = o.baud, .databits = 8, .stopbits = 1, .parity = 0,
+			  .flow = o.rtscts ? 3 : 0 },
+	};
+	struct device *d = &the_device;
+	rc = serial_init(&the_serial, t, &serial_ev, d);
+	if (rc < 0) {
+		fprintf(stderr, "espatd: cannot start %s: %s\n", t->desc, strerror(-rc));
+		return 1;
+	}
+	rc = device_init(d, l, &the_serial, &dopt);
+	if (rc < 0) {
+		fprintf(stderr, "espatd: cannot use state dir %s: %s\n",
+			state_dir ? state_dir : "(none)", strerror(-rc));
+		return 1;
+	}
+	d->wifi.aps = aps.aps;
+	d->wifi.naps = aps.naps;
+	d->wifi.netif = o.netif;
+	d->wifi.join_ms = o.join_ms;
+	loop_signal(l, SIGTERM, on_stop_signal, l);
+	loop_signal(l, SIGINT, on_stop_signal, l);
+
+	log_info("espatd %s imitating %s on %s; state in %s; Wi-Fi: %s", ESPATD_VERSION,
+		 prof->name, t->desc, state_dir ? state_dir : "RAM only",
+		 aps.naps ? "configured access points" : "lab mode (any SSID joins)");
+	device_boot(d, 0);
+	rc = loop_run(l);
+
+	device_free(d);
+	serial_free(&the_serial);
+	loop_free(l);
+	trace_close();
+	free(state_dir);
+	return rc < 0 ? 1 : 0;
+}
