@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct options {
 	const char *pty, *serial, *tcp;
@@ -142,7 +143,8 @@ static void eof_check(void *arg)
 {
 	struct loop *l = arg;
 	/* Scripts on stdin: finish the running command, flush, then exit. */
-	if (the_device.at.busy || the_device.booting || serial_queued(&the_serial))
+	if (the_device.at.busy || the_device.booting || serial_queued(&the_serial) ||
+	    serial_pending_input(&the_serial))
 		loop_timer_start(l, &eof_timer, 20);
 	else
 		loop_stop(l, 0);
@@ -153,6 +155,11 @@ static void serial_eof(void *arg)
 	struct device *d = arg;
 	loop_timer_init(&eof_timer, eof_check, d->loop);
 	loop_timer_start(d->loop, &eof_timer, 0);
+}
+
+static bool serial_ready(void *arg)
+{
+	return device_accepts_input(arg);
 }
 
 static const struct serial_events serial_ev = {
@@ -305,6 +312,8 @@ int main(int argc, char **argv)
 			state_dir ? state_dir : "(none)", strerror(-rc));
 		return 1;
 	}
+	if (o.stdio && !isatty(STDIN_FILENO))
+		serial_pace_lines(&the_serial, serial_ready);
 	d->wifi.aps = aps.aps;
 	d->wifi.naps = aps.naps;
 	d->wifi.netif = o.netif;

@@ -41,6 +41,7 @@ void at_out_result(struct at_out *o, enum at_rc rc)
 	}
 }
 
+__attribute__((format(printf, 4, 0)))
 static void vformat(struct at_out *o, struct buf *dst, bool crlf, const char *fmt, va_list ap)
 {
 	char small[512];

@@ -158,15 +158,9 @@ void cmd_wifi_boot(struct device *d)
 void cmd_wifi_reset(struct device *d)
 {
 	/* The module resets: no WIFI DISCONNECT, the radio is just gone. */
-	const struct wifi_events *ev = d->wifi.ev;
-	static const struct wifi_events silent = { 0 };
 	d->cwjap_running = false;
 	loop_timer_stop(d->loop, &d->scan_timer);
-	d->wifi.ev = &silent;
-	if (d->wifi.state != WIFI_ST_IDLE)
-		wifi_leave(&d->wifi);
-	d->wifi.ev = ev;
-	d->wifi.state = WIFI_ST_IDLE;
+	wifi_reset(&d->wifi);
 }
 
 static void leave(struct device *d)

@@ -20,7 +20,7 @@ static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
 static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->off; }
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void buf_consume(struct buf *b, size_t n);
 /* Make room for n more bytes; returns pointer to write at (then buf_commit). */
 uint8_t *buf_reserve(struct buf *b, size_t n);

@@ -101,6 +101,15 @@ void device_boot(struct device *d, uint32_t delay_ms)
 		loop_timer_start(d->loop, &d->boot_timer, delay_ms);
 }
 
+bool device_accepts_input(const struct device *d)
+{
+	if (d->booting)
+		return false;
+	if (d->at.parser.mode == AT_PM_DATA)
+		return true;
+	return d->at.parser.mode == AT_PM_CMD && !d->at.busy;
+}
+
 void device_input(struct device *d, const uint8_t *p, size_t n)
 {
 	at_engine_input(&d->at, p, n);

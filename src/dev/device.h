@@ -73,6 +73,9 @@ int device_init(struct device *d, struct loop *l, struct serial *s, const struct
 void device_free(struct device *d);
 /* Power-up: load settings, then "ready" (and auto-join) after boot_ms. */
 void device_boot(struct device *d, uint32_t delay_ms);
+/* Whether typed bytes would reach a command line or a data phase now (not
+ * busy, not rebooting). */
+bool device_accepts_input(const struct device *d);
 /* Feed serial input. */
 void device_input(struct device *d, const uint8_t *p, size_t n);
 

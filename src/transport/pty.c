@@ -48,7 +48,7 @@ struct pty {
 	struct loop_timer notify; /* report peer changes noticed inside write() */
 	int clients;              /* opens of the slave by others; -1 unknown */
 	bool reported;            /* last peer state reported */
-	bool rd_on, wr_on, started, linked, eio_logged;
+	bool rd_on, wr_on, started, linked, eio_logged, reopen_warned;
 	uint8_t buf[FDU_READ_BUF];
 };
 
@@ -206,29 +206,54 @@ static void pty_unlink(struct pty *p)
 
 /* ---- who holds the slave ---------------------------------------------- */
 
+/* A client may have put the slave in exclusive mode (TIOCEXCL). On a real
+ * port that ends with the last close; here our fd keeps the tty alive, so the
+ * flag would outlive the client and also keep us (not root) from reopening
+ * our own fd. Lift it around the probe; pty_probe puts it back only if a
+ * client is still there. */
+static bool pty_lift_exclusive(struct pty *p)
+{
+	int excl = 0;
+	if (p->sfd < 0 || ioctl(p->sfd, TIOCGEXCL, &excl) < 0 || !excl)
+		return false;
+	ioctl(p->sfd, TIOCNXCL);
+	return true;
+}
+
+static void pty_discard_events(struct pty *p)
+{
+	char evbuf[4096];
+	if (p->ifd >= 0)
+		while (read(p->ifd, evbuf, sizeof(evbuf)) > 0)
+			;
+}
+
 /* Close our slave fd for a moment: if nobody else holds the slave, the master
- * reports POLLHUP (and the kernel discards the output queued for the slave,
- * which is what a wire with nobody listening does). Then reopen at once; the
- * termios survive because the master keeps the tty alive. Our own close and
+ * reports POLLHUP. Then reopen at once; the termios survive because the
+ * master keeps the tty alive. With nobody there, the output still queued for
+ * the slave is discarded, as on a wire with nobody listening, so the next
+ * client does not read replies meant for the last one. Our own close and
  * reopen show up in inotify, so the events queued meanwhile are discarded:
- * the probe is the fresher truth. */
+ * the probe is the fresher truth. Returns true if a client holds the slave. */
 static bool pty_probe(struct pty *p)
 {
+	bool excl = pty_lift_exclusive(p);
 	if (p->sfd >= 0)
 		close(p->sfd);
 	p->sfd = -1;
 	struct pollfd pfd = { .fd = p->mfd, .events = POLLIN };
 	bool alone = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
 	int rc = pty_open_slave(p);
-	if (rc < 0)
-		log_error("pty: cannot reopen %s: %s; clients closing the port may now "
-			  "stall the daemon",
-			  p->slave, strerror(-rc));
-	if (p->ifd >= 0) {
-		char evbuf[4096];
-		while (read(p->ifd, evbuf, sizeof(evbuf)) > 0)
-			;
-	}
+	if (rc < 0 && !p->reopen_warned)
+		log_warn("pty: cannot reopen %s: %s; a client closing the port may make "
+			 "espatd poll for it every %d ms",
+			 p->slave, strerror(-rc), PTY_EIO_RETRY_MS);
+	p->reopen_warned = rc < 0;
+	if (p->sfd >= 0 && excl && !alone)
+		ioctl(p->sfd, TIOCEXCL);
+	if (p->sfd >= 0 && alone)
+		tcflush(p->sfd, TCIFLUSH);
+	pty_discard_events(p);
 	/* Without inotify the count stays "unknown": nothing would tell us
 	 * when a client comes back. */
 	if (p->ifd >= 0)
@@ -236,8 +261,8 @@ static bool pty_probe(struct pty *p)
 	return !alone;
 }
 
-/* Apply queued inotify events to the client count; when a close leaves it
- * at "nobody", verify with a probe. */
+/* Apply queued inotify events to the client count; after any close, let a
+ * probe say whether somebody is still there. */
 static void pty_scan_clients(struct pty *p)
 {
 	if (p->ifd < 0)
@@ -259,7 +284,8 @@ static void pty_scan_clients(struct pty *p)
 				check = true;
 		}
 	}
-	if (check && p->clients <= 0)
+	/* Any close is checked: two closes may have been coalesced into one. */
+	if (check)
 		pty_probe(p);
 }
 
@@ -292,6 +318,13 @@ static void pty_on_notify(void *arg)
 static void pty_sink(void *arg, const uint8_t *b, size_t n)
 {
 	struct pty *p = arg;
+	/* Somebody typed, so somebody is there, whatever the count says (an
+	 * open can be missed in the instant of a probe). A wrong guess is
+	 * corrected by the probe after the next close or full queue. */
+	if (p->clients == 0) {
+		p->clients = 1;
+		loop_timer_start(p->t.loop, &p->notify, 0);
+	}
 	tr_emit_input(&p->t, b, n);
 }
 
@@ -314,7 +347,7 @@ static void pty_on_retry(void *arg)
 {
 	struct pty *p = arg;
 	if (p->sfd < 0)
-		pty_open_slave(p);
+		pty_probe(p); /* reopens our fd without counting it as a client */
 	int rc = loop_io_add(p->t.loop, &p->mio, p->mfd, pty_mask(p), pty_on_master, p);
 	if (rc < 0) {
 		log_error("pty: cannot watch %s again: %s", p->slave, strerror(-rc));

@@ -54,10 +54,34 @@ static void flush(struct serial *s)
 	}
 }
 
+static void pump(void *arg)
+{
+	struct serial *s = arg;
+	while (buf_used(&s->in)) {
+		if (!s->ready(s->ev_arg)) {
+			loop_timer_start(s->t->loop, &s->pump, 2);
+			return;
+		}
+		const uint8_t *p = buf_head(&s->in);
+		const uint8_t *lf = memchr(p, '\n', buf_used(&s->in));
+		size_t n = lf ? (size_t)(lf - p) + 1 : buf_used(&s->in);
+		s->ev->input(s->ev_arg, p, n);
+		buf_consume(&s->in, n);
+	}
+	if (s->eof && s->ev->eof)
+		s->ev->eof(s->ev_arg);
+}
+
 static void tr_input(void *arg, const uint8_t *p, size_t n)
 {
 	struct serial *s = arg;
 	trace_bytes(TRACE_IN, p, n);
+	if (s->ready) {
+		buf_append(&s->in, p, n);
+		if (!s->pump.armed)
+			pump(s);
+		return;
+	}
 	s->ev->input(s->ev_arg, p, n);
 }
 
@@ -81,6 +105,8 @@ static void tr_eof(void *arg)
 	struct serial *s = arg;
 	trace_note("input closed");
 	s->eof = true;
+	if (s->ready && buf_used(&s->in))
+		return; /* reported once the paced lines are all handed on */
 	if (s->ev->eof)
 		s->ev->eof(s->ev_arg);
 }
@@ -99,6 +125,8 @@ int serial_init(struct serial *s, struct transport *t, const struct serial_event
 	s->ev = ev;
 	s->ev_arg = arg;
 	buf_init(&s->out);
+	buf_init(&s->in);
+	loop_timer_init(&s->pump, pump, s);
 	transport_bind(t, &tr_events, s);
 	return t->ops->start(t);
 }
@@ -107,10 +135,12 @@ void serial_free(struct serial *s)
 {
 	if (s->t) {
 		flush(s);
+		loop_timer_stop(s->t->loop, &s->pump);
 		s->t->ops->destroy(s->t);
 		s->t = NULL;
 	}
 	buf_free(&s->out);
+	buf_free(&s->in);
 }
 
 void serial_write(struct serial *s, const void *p, size_t n)
@@ -157,4 +187,14 @@ int serial_set_line(struct serial *s, const struct line_cfg *cfg)
 	if (!buf_used(&s->out))
 		apply_line(s);
 	return 0;
+}
+
+void serial_pace_lines(struct serial *s, bool (*ready)(void *arg))
+{
+	s->ready = ready;
+}
+
+size_t serial_pending_input(const struct serial *s)
+{
+	return buf_used(&s->in);
 }

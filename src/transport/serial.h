@@ -6,6 +6,7 @@
 #define ESPATD_TRANSPORT_SERIAL_H
 
 #include "core/buf.h"
+#include "core/loop.h"
 #include "transport/transport.h"
 
 #include <stdbool.h>
@@ -34,6 +35,12 @@ struct serial {
 	 * OK goes out at the old rate (protocol.md §5.5). */
 	bool line_pending;
 	struct line_cfg line;
+	/* Paced input (scripts on --stdio): lines are handed on one at a time,
+	 * each when `ready` says the module takes input again, as a driver that
+	 * waits for every result would send them. */
+	bool (*ready)(void *arg);
+	struct buf in;
+	struct loop_timer pump;
 };
 
 int serial_init(struct serial *s, struct transport *t, const struct serial_events *ev, void *arg);
@@ -46,5 +53,9 @@ void serial_pause_input(struct serial *s, bool paused);
  * transport has no line settings. */
 int serial_set_line(struct serial *s, const struct line_cfg *cfg);
 bool serial_has_line(const struct serial *s);
+/* Turn on paced input; ready(arg) is the events' arg. */
+void serial_pace_lines(struct serial *s, bool (*ready)(void *arg));
+/* Input received but not yet handed on (paced mode). */
+size_t serial_pending_input(const struct serial *s);
 
 #endif

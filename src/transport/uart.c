@@ -10,6 +10,7 @@
 #include "core/loop.h"
 #include "transport/fdutil.h"
 #include "transport/transport.h"
+#include "transport/uart_termios.h"
 
 #include <asm/termbits.h>
 #include <errno.h>
@@ -67,7 +68,7 @@ static uint64_t uart_ms_for(const struct line_cfg *c, uint64_t chars)
 	return (chars * uart_char_bits(c) * 1000u + c->baud - 1) / c->baud;
 }
 
-static void uart_build_termios(struct termios2 *tio, const struct line_cfg *c)
+void uart_build_termios(struct termios2 *tio, const struct line_cfg *c)
 {
 	static const tcflag_t sizes[] = { CS5, CS6, CS7, CS8 };
 	/* Raw: bytes pass untouched both ways, as the MCU sent them. Parity
@@ -96,13 +97,12 @@ static void uart_build_termios(struct termios2 *tio, const struct line_cfg *c)
 static void uart_log_cfg(const struct uart *u, const struct line_cfg *c)
 {
 	static const char par[] = { 'N', 'O', 'E' };
-	static const char *const stop[] = { "", "1", "2 (1.5 asked)", "2" };
-	static const char *const flow[] = { "none", "RTS+CTS (RTS asked)",
-					    "RTS+CTS (CTS asked)", "RTS+CTS" };
-	log_info("uart %s: %u baud, %u%c, stop bits %s, flow control %s", u->dev, c->baud,
-		 c->databits, par[c->parity], stop[c->stopbits], flow[c->flow]);
+	static const char *const flow[] = { "none", "RTS/CTS (RTS asked)",
+					    "RTS/CTS (CTS asked)", "RTS/CTS" };
+	log_info("uart %s: %u baud %u%c%c, flow control %s", u->dev, c->baud, c->databits,
+		 par[c->parity], c->stopbits == 1 ? '1' : '2', flow[c->flow]);
 	if (c->stopbits == 2)
-		log_info("uart %s: Linux has no 1.5 stop bits; using 2", u->dev);
+		log_info("uart %s: 1.5 stop bits asked, Linux has none; using 2", u->dev);
 	if (c->flow == 1 || c->flow == 2)
 		log_info("uart %s: Linux switches RTS and CTS together (CRTSCTS); "
 			 "enabling both",

@@ -329,6 +329,14 @@ void wifi_leave(struct wifi *w)
 		w->ev->disconnected(w->ev_arg);
 }
 
+void wifi_reset(struct wifi *w)
+{
+	loop_timer_stop(w->loop, &w->timer);
+	w->phase = PH_NONE;
+	w->joining = false;
+	w->state = WIFI_ST_IDLE;
+}
+
 bool wifi_has_ip(const struct wifi *w)
 {
 	return w->state == WIFI_ST_GOT_IP;

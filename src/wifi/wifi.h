@@ -87,6 +87,8 @@ int wifi_load_ap_file(struct wifi *w, const char *path, int *line);
 void wifi_join(struct wifi *w, const struct wifi_join_cfg *cfg);
 /* Leave the access point; disconnected() fires first if it was connected. */
 void wifi_leave(struct wifi *w);
+/* The radio is gone (module reset): back to idle with no events. */
+void wifi_reset(struct wifi *w);
 bool wifi_has_ip(const struct wifi *w);
 /* Access points "in range": the configured ones, or in lab mode the joined
  * one. Returns how many were written to out (at most max). */
