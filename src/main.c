@@ -29,6 +29,8 @@ struct options {
 	const char *ap_file;
 	uint32_t join_ms;
 	uint32_t boot_ms;
+	uint32_t dns_port;
+	int recvlen_idle;
 };
 
 static void usage(FILE *f)
@@ -62,6 +64,12 @@ static void usage(FILE *f)
 "  --netif IFACE        host interface whose addresses the station reports\n"
 "                       (default: the interface of the default route)\n"
 "  --join-time MS       time from AT+CWJAP to WIFI GOT IP (default 1000)\n"
+"\n"
+"Compatibility:\n"
+"  --recvlen-idle N     what AT+CIPRECVLEN? shows for a link with no socket:\n"
+"                       -1 (default, ESP-AT 2.x; WiFiEspAT needs it) or 0 (3.x)\n"
+"  --dns-port PORT      port of the AT+CIPDNS servers (default 53; for tests that\n"
+"                       run their own DNS server unprivileged)\n"
 "\n"
 "Diagnostics:\n"
 "  --log-level LEVEL    error, warn, info (default) or debug; logs go to stderr\n"
@@ -100,7 +108,7 @@ static char *default_state_dir(void)
 
 enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
        OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
-       OPT_STDIO };
+       OPT_STDIO, OPT_DNSPORT, OPT_RECVLEN };
 
 static const struct option longopts[] = {
 	{ "pty", required_argument, NULL, OPT_PTY },
@@ -119,6 +127,8 @@ static const struct option longopts[] = {
 	{ "netif", required_argument, NULL, OPT_NETIF },
 	{ "join-time", required_argument, NULL, OPT_JOIN },
 	{ "boot-time", required_argument, NULL, OPT_BOOT },
+	{ "dns-port", required_argument, NULL, OPT_DNSPORT },
+	{ "recvlen-idle", required_argument, NULL, OPT_RECVLEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -162,8 +172,14 @@ static bool serial_ready(void *arg)
 	return device_accepts_input(arg);
 }
 
+static void serial_drained(void *arg)
+{
+	tcpip_resume(arg);
+}
+
 static const struct serial_events serial_ev = {
 	.input = serial_input,
+	.drained = serial_drained,
 	.eof = serial_eof,
 };
 
@@ -221,6 +237,22 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 				return -1;
 			}
 			break;
+		case OPT_DNSPORT:
+			if (parse_u32(optarg, 1, 65535, &o->dns_port) < 0) {
+				fprintf(stderr, "espatd: --dns-port wants 1..65535, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_RECVLEN:
+			if (strcmp(optarg, "-1") == 0) {
+				o->recvlen_idle = -1;
+			} else if (strcmp(optarg, "0") == 0) {
+				o->recvlen_idle = 0;
+			} else {
+				fprintf(stderr, "espatd: --recvlen-idle wants -1 or 0\n");
+				return -1;
+			}
+			break;
 		case OPT_LOG:
 			if (log_parse_level(optarg, &lv) < 0) {
 				fprintf(stderr, "espatd: --log-level wants error, warn, info or debug\n");
@@ -251,7 +283,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 
 int main(int argc, char **argv)
 {
-	struct options o = { .baud = 115200, .profile = "esp32", .join_ms = 1000, .boot_ms = 300 };
+	struct options o = { .baud = 115200, .profile = "esp32", .join_ms = 1000, .boot_ms = 300,
+			     .dns_port = 53, .recvlen_idle = -1 };
 	struct wifi aps; /* collects --ap before the device exists */
 	memset(&aps, 0, sizeof(aps));
 	if (parse_args(argc, argv, &o, &aps) < 0)
@@ -299,6 +332,8 @@ int main(int argc, char **argv)
 		.boot_ms = o.boot_ms,
 		.uart = { .baud = o.baud, .databits = 8, .stopbits = 1, .parity = 0,
 			  .flow = o.rtscts ? 3 : 0 },
+		.recvlen_idle = o.recvlen_idle,
+		.dns_port = (uint16_t)o.dns_port,
 	};
 	struct device *d = &the_device;
 	rc = serial_init(&the_serial, t, &serial_ev, d);

@@ -32,6 +32,13 @@ static void on_data(void *arg, const uint8_t *p, size_t n, int done)
 		e->hooks.data(e->dev, p, n, done);
 }
 
+static void on_cancel(void *arg)
+{
+	struct at_engine *e = arg;
+	if (e->hooks.cancel)
+		e->hooks.cancel(e->dev);
+}
+
 static void finish(struct at_engine *e, enum at_rc rc)
 {
 	/* §1.7: the state is idle again before the result bytes go out, so
@@ -161,6 +168,7 @@ static const struct at_parser_ops parser_ops = {
 	.line = on_line,
 	.busy = on_busy,
 	.data = on_data,
+	.cancel = on_cancel,
 };
 
 void at_engine_init(struct at_engine *e, struct device *dev, const struct at_cmd_table *const *tables,

@@ -50,6 +50,8 @@ struct at_engine_hooks {
 	void (*force_restart)(struct device *dev);
 	/* Data-phase bytes for the running command (CIPSEND and friends). */
 	void (*data)(struct device *dev, const uint8_t *p, size_t n, int done);
+	/* "+++" during a data phase (§2.7). */
+	void (*cancel)(struct device *dev);
 };
 
 struct at_engine {

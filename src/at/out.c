@@ -128,3 +128,76 @@ void at_out_force_restart(struct at_out *o)
 {
 	at_out_raw(o, S("\r\nWill force to restart!!!\r\n"));
 }
+
+void at_out_connect(struct at_out *o, int id)
+{
+	if (id < 0)
+		at_out_urc(o, "CONNECT");
+	else
+		at_out_urc(o, "%d,CONNECT", id);
+}
+
+void at_out_closed(struct at_out *o, int id)
+{
+	if (id < 0)
+		at_out_urc(o, "CLOSED");
+	else
+		at_out_urc(o, "%d,CLOSED", id);
+}
+
+void at_out_link_conn(struct at_out *o, int id, const char *type, int tetype, const char *rip,
+		      unsigned rport, unsigned lport)
+{
+	/* First field 0: ESP-AT only reports successes this way (§3.1). */
+	at_out_urc(o, "+LINK_CONN:0,%d,\"%s\",%d,\"%s\",%u,%u", id < 0 ? 0 : id, type, tetype,
+		   rip, rport, lport);
+}
+
+void at_out_ipd(struct at_out *o, int id, size_t len, const char *ip, unsigned port,
+		const void *data)
+{
+	char head[96];
+	int n;
+	if (id < 0 && !ip)
+		n = snprintf(head, sizeof(head), "\r\n+IPD,%zu:", len);
+	else if (!ip)
+		n = snprintf(head, sizeof(head), "\r\n+IPD,%d,%zu:", id, len);
+	else if (id < 0)
+		n = snprintf(head, sizeof(head), "\r\n+IPD,%zu,\"%s\",%u:", len, ip, port);
+	else
+		n = snprintf(head, sizeof(head), "\r\n+IPD,%d,%zu,\"%s\",%u:", id, len, ip, port);
+	at_out_raw(o, head, (size_t)n);
+	at_out_raw(o, data, len);
+	at_out_raw(o, S("\r\n")); /* ESP-AT >= 2 appends CR LF (§3.2) */
+}
+
+void at_out_ipd_notice(struct at_out *o, int id, size_t len)
+{
+	char head[48];
+	int n = id < 0 ? snprintf(head, sizeof(head), "\r\n+IPD,%zu\r\n", len)
+		       : snprintf(head, sizeof(head), "\r\n+IPD,%d,%zu\r\n", id, len);
+	at_out_raw(o, head, (size_t)n);
+}
+
+void at_out_recv_bytes(struct at_out *o, size_t n)
+{
+	char line[48];
+	int k = snprintf(line, sizeof(line), "\r\nRecv %zu bytes\r\n", n);
+	at_out_raw(o, line, (size_t)k);
+}
+
+void at_out_send_canceled(struct at_out *o)
+{
+	at_out_raw(o, S("\r\nSEND Canceled\r\n")); /* CIPSEND spelling, §2.7 */
+}
+
+void at_out_send_cancelled_l(struct at_out *o)
+{
+	at_out_raw(o, S("\r\nSEND CANCELLED\r\n")); /* CIPSENDL spelling, §2.7 */
+}
+
+void at_out_errno(struct at_out *o, int err)
+{
+	if (o->syslog && err)
+		at_out_line(o, "+ERRNO:0x%x", err < 0 ? -err : err);
+}

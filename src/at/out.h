@@ -53,6 +53,23 @@ void at_out_urc(struct at_out *o, const char *fmt, ...) __attribute__((format(pr
 /* Open/close a data phase (URC hold). Closing flushes held URCs. */
 void at_out_hold(struct at_out *o, bool on);
 
+/* Link messages (§3.1, §3.2). id < 0: single connection mode. */
+void at_out_connect(struct at_out *o, int id);
+void at_out_closed(struct at_out *o, int id);
+void at_out_link_conn(struct at_out *o, int id, const char *type, int tetype, const char *rip,
+		      unsigned rport, unsigned lport);
+/* Active-mode "+IPD" with its data and trailing CR LF; ip NULL without
+ * AT+CIPDINFO. */
+void at_out_ipd(struct at_out *o, int id, size_t len, const char *ip, unsigned port,
+		const void *data);
+/* Passive-mode notice "\r\n+IPD,<id>,<len>\r\n". */
+void at_out_ipd_notice(struct at_out *o, int id, size_t len);
+void at_out_recv_bytes(struct at_out *o, size_t n);
+void at_out_send_canceled(struct at_out *o);
+void at_out_send_cancelled_l(struct at_out *o);
+/* "+ERRNO:0x%x" with AT+SYSLOG=1 (§1.8). */
+void at_out_errno(struct at_out *o, int err);
+
 /* Fixed messages (§3.1). */
 void at_out_ready(struct at_out *o);
 void at_out_busy(struct at_out *o);

@@ -21,6 +21,43 @@ void at_parser_expect_data(struct at_parser *p, size_t n)
 {
 	p->mode = AT_PM_DATA;
 	p->data_left = n;
+	p->ex = 0;
+	p->ex_escape = 0;
+}
+
+void at_parser_expect_data_ex(struct at_parser *p, size_t n)
+{
+	at_parser_expect_data(p, n);
+	p->ex = 1;
+}
+
+/* CIPSENDEX data: unescape in place into out; returns bytes consumed from
+ * buf, sets *done when "\0" ended the data or the count ran out. */
+static size_t feed_ex(struct at_parser *p, const uint8_t *buf, size_t n, uint8_t *out,
+		      size_t *outn, int *done)
+{
+	size_t i = 0, o = 0;
+	*done = 0;
+	while (i < n && p->data_left) {
+		uint8_t c = buf[i++];
+		p->data_left--;
+		if (p->ex_escape) {
+			p->ex_escape = 0;
+			if (c == '0') {
+				*done = 1;
+				break;
+			}
+			out[o++] = c;
+		} else if (c == '\\') {
+			p->ex_escape = 1;
+		} else {
+			out[o++] = c;
+		}
+	}
+	if (!p->data_left)
+		*done = 1;
+	*outn = o;
+	return i;
 }
 
 /* Append one command-mode byte; returns 1 when a CR LF completed a line. */
@@ -77,6 +114,29 @@ void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n)
 		p->ops->busy(p->arg, buf, n);
 		break;
 	case AT_PM_DATA: {
+		if (n == 3 && memcmp(buf, "+++", 3) == 0 && p->ops->cancel) {
+			p->ops->cancel(p->arg);
+			break;
+		}
+		if (p->ex) {
+			uint8_t tmp[512];
+			while (n) {
+				size_t chunk = n < sizeof(tmp) ? n : sizeof(tmp), outn;
+				int done;
+				size_t used = feed_ex(p, buf, chunk, tmp, &outn, &done);
+				buf += used;
+				n -= used;
+				if (done)
+					p->mode = AT_PM_DISCARD;
+				p->ops->data(p->arg, tmp, outn, done);
+				if (done) {
+					if (n)
+						p->ops->busy(p->arg, buf, n);
+					break;
+				}
+			}
+			break;
+		}
 		size_t take = n < p->data_left ? n : p->data_left;
 		p->data_left -= take;
 		int done = p->data_left == 0;

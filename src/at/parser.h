@@ -21,6 +21,8 @@ struct at_parser_ops {
 	void (*busy)(void *arg, const uint8_t *p, size_t n);
 	/* Data-phase bytes (after a '>' prompt). `done` on the last one. */
 	void (*data)(void *arg, const uint8_t *p, size_t n, int done);
+	/* A read of exactly "+++" during a data phase (protocol.md §2.7). */
+	void (*cancel)(void *arg);
 };
 
 enum at_pmode {
@@ -35,6 +37,8 @@ struct at_parser {
 	void *arg;
 	enum at_pmode mode;
 	size_t data_left;
+	int ex;         /* AT+CIPSENDEX: "\\0" ends the data, "\\x" is x (§2.12) */
+	int ex_escape;  /* the previous data byte was a backslash */
 	size_t len;
 	char line[AT_LINE_KEEP_MAX + 2];
 };
@@ -45,5 +49,8 @@ void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n);
 void at_parser_set_mode(struct at_parser *p, enum at_pmode m);
 /* Enter AT_PM_DATA for exactly n (> 0) bytes. */
 void at_parser_expect_data(struct at_parser *p, size_t n);
+/* AT+CIPSENDEX: at most n bytes, ended early by backslash-zero; backslash
+ * escapes are removed from the data handed on (§2.12). */
+void at_parser_expect_data_ex(struct at_parser *p, size_t n);
 
 #endif

@@ -52,6 +52,7 @@ static void ev_disconnected(void *arg)
 {
 	struct device *d = arg;
 	at_out_urc(&d->at.out, "WIFI DISCONNECT");
+	tcpip_netif_down(d);
 }
 
 static void ev_join_done(void *arg, int result)

@@ -3,13 +3,17 @@
 #include "cmd/cmd.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "net/dns.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <string.h>
 
 static const struct at_cmd_table *const tables[] = {
 	&cmd_basic_table,
 	&cmd_wifi_table,
+	&cmd_tcpip_table,
+	&cmd_tcpip_cfg_table,
 };
 
 static void sink(void *arg, const void *p, size_t n)
@@ -28,6 +32,7 @@ static void reboot(struct device *d)
 		log_info("AT+RESTORE: saved settings erased");
 	}
 	cmd_wifi_reset(d);
+	tcpip_reset(d);
 	device_boot(d, d->opts.boot_ms);
 }
 
@@ -48,6 +53,8 @@ static void force_restart(struct device *d)
 static const struct at_engine_hooks hooks = {
 	.after_command = after_command,
 	.force_restart = force_restart,
+	.data = tcpip_data,
+	.cancel = tcpip_cancel,
 };
 
 static void booted(void *arg)
@@ -68,9 +75,21 @@ int device_init(struct device *d, struct loop *l, struct serial *s, const struct
 	d->opts = *o;
 	d->profile = o->profile;
 	int rc = store_open(&d->store, o->state_dir);
+	if (rc < 0 && rc != -ENOMEM && o->state_dir) {
+		log_error("cannot use state dir %s: %s; settings will live in RAM only "
+			  "(fix the directory's permissions or pass --state-dir)",
+			  o->state_dir, strerror(-rc));
+		rc = store_open(&d->store, NULL);
+	}
 	if (rc < 0)
 		return rc;
 	wifi_init(&d->wifi, l, &cmd_wifi_events, d);
+	rc = dns_new(&d->tcpip.dns, l);
+	if (rc < 0) {
+		store_close(d->store);
+		return rc;
+	}
+	tcpip_init_links(d);
 	at_engine_init(&d->at, d, tables, sizeof(tables) / sizeof(tables[0]), &hooks, sink, d);
 	loop_timer_init(&d->boot_timer, booted, d);
 	return 0;
@@ -81,6 +100,9 @@ void device_free(struct device *d)
 	loop_timer_stop(d->loop, &d->boot_timer);
 	loop_timer_stop(d->loop, &d->scan_timer);
 	wifi_free(&d->wifi);
+	tcpip_free(d);
+	dns_free(d->tcpip.dns);
+	d->tcpip.dns = NULL;
 	at_engine_free(&d->at);
 	store_close(d->store);
 	d->store = NULL;
@@ -95,6 +117,7 @@ void device_boot(struct device *d, uint32_t delay_ms)
 	clock_device_reset();
 	cmd_basic_load(d);
 	cmd_wifi_load(d);
+	tcpip_load(d);
 	if (delay_ms == 0)
 		booted(d); /* power-up: ready before the first byte is read */
 	else

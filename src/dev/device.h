@@ -4,6 +4,7 @@
 #define ESPATD_DEV_DEVICE_H
 
 #include "at/engine.h"
+#include "cmd/tcpip.h"
 #include "core/loop.h"
 #include "dev/profile.h"
 #include "transport/serial.h"
@@ -40,6 +41,8 @@ struct device_opts {
 	const char *state_dir;      /* NULL = nothing persists */
 	uint32_t boot_ms;           /* restart time for AT+RST / AT+RESTORE */
 	struct line_cfg uart;       /* line at power-up (before UART_DEF) */
+	int recvlen_idle;           /* --recvlen-idle: -1 (ESP-AT 2.x) or 0 (3.x) */
+	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
 };
 
 struct device {
@@ -66,6 +69,9 @@ struct device {
 	bool ipv6;                  /* AT+CIPV6 */
 
 	struct wifi_settings ws;
+	struct tcpip tcpip;
+	int cipmode;                /* AT+CIPMODE (passthrough issue) */
+	bool server_running;        /* AT+CIPSERVER (server issue) */
 };
 
 /* Set up everything but do not boot yet. */
