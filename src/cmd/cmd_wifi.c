@@ -45,6 +45,7 @@ static void ev_connected(void *arg)
 static void ev_got_ip(void *arg)
 {
 	struct device *d = arg;
+	d->tcpip.ever_linked = false; /* CIPSTATUS 2 again, not 4 (§2.2) */
 	at_out_urc(&d->at.out, "WIFI GOT IP");
 }
 
@@ -205,7 +206,7 @@ static enum at_rc cwjap_query(struct at_req *r)
 	fmt_mac(mac, d->wifi.cur.bssid);
 	const struct wifi_join_cfg *j = &d->wifi.cfg;
 	at_out_line(r->out, "+CWJAP:\"%s\",\"%s\",%d,%d,%d,%d,%d,%d,%d", d->wifi.cur.ssid, mac,
-		    d->wifi.cur.channel, d->wifi.cur.rssi, j->pci_en, j->reconn_interval,
+		    d->wifi.cur.channel, d->wifi.cur.rssi, j->pci_en, d->ws.reconn_interval,
 		    j->listen_interval, j->scan_mode, j->pmf);
 	return AT_RC_OK;
 }
@@ -282,6 +283,7 @@ static enum at_rc cwjap_setup(struct at_req *r)
 	d->ws.have_join = true;
 	/* CWJAP's reconnect interval is CWRECONNCFG's (ESP-AT Wi-Fi docs). */
 	d->ws.reconn_interval = j.reconn_interval;
+	device_save_int(d, NS_WIFI, "reconn_intv", j.reconn_interval, false);
 	save_join(d);
 	return start_join(r);
 }
@@ -328,7 +330,7 @@ static int cmp_rssi(const void *a, const void *b)
 
 static void print_ap(struct device *d, const struct wifi_ap *ap)
 {
-	char mac[18], line[256];
+	char mac[18], line[256] = "";
 	fmt_mac(mac, ap->bssid);
 	int cipher = ap->ecn == 0 ? 0 : ap->ecn == 1 ? 1 : 4;
 	/* Fields in mask-bit order; the first printed one has no comma. */

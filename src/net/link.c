@@ -104,6 +104,18 @@ int link_apply_opts(struct link *lk, const struct link_opts *o)
 	return 0;
 }
 
+/* "SEND OK" means the stack took the data (§2.9). The module's TCP send
+ * buffer is a few KB (lwIP TCP_SND_BUF 5744 on ESP-AT); Linux would take
+ * megabytes and answer SEND OK to a peer that stopped reading long ago, so
+ * SO_SNDTIMEO and SEND FAIL would never show. Keep it module-sized. */
+#define LINK_SNDBUF 8192
+
+static void limit_sndbuf(struct link *lk)
+{
+	int v = LINK_SNDBUF;
+	setsockopt(lk->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
 static void reset_buffers(struct link *lk)
 {
 	buf_reset(&lk->rx);
@@ -226,6 +238,7 @@ int link_connect(struct link *lk, enum link_proto proto, const struct sockaddr_s
 		return 0;
 	}
 	link_apply_opts(lk, opts);
+	limit_sndbuf(lk);
 	if (local && bind(lk->fd, (const struct sockaddr *)local, addr_len(local)) < 0) {
 		rc = -errno;
 		link_close(lk);
@@ -258,6 +271,7 @@ int link_adopt(struct link *lk, int fd, const struct link_opts *opts)
 	if (rc < 0)
 		return rc;
 	link_apply_opts(lk, opts);
+	limit_sndbuf(lk);
 	lk->state = LINK_OPEN;
 	update_want(lk);
 	return 0;

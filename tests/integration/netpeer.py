@@ -162,3 +162,82 @@ class Demux:
                     lid, len(self.data.get(lid, b"")), n))
             self.poll(0.02)
         return bytes(self.data[lid])
+
+
+# ---- a real DNS server -----------------------------------------------------
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+def free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq binds both)."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise AssertionError("no free port")
+
+
+def dns_query_ok(port, name):
+    """True when the server on 127.0.0.1:port answers an A query for name."""
+    import struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.2)
+    try:
+        qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+        s.sendto(struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + qname +
+                 struct.pack(">HH", 1, 1), ("127.0.0.1", port))
+        data = s.recv(512)
+        return len(data) >= 12 and data[:2] == b"\x42\x42" and (data[3] & 15) == 0
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:<port>, authoritative for .test. `records` are
+    dnsmasq options such as "--host-record=name.test,127.0.0.1,::1"; the
+    first one's name must have an A record (used to see it is up)."""
+
+    def __init__(self, workdir, records, probe):
+        import os
+        import subprocess
+        self.port = free_udp_tcp_port()
+        argv = [DNSMASQ, "--no-daemon", "--port=%d" % self.port,
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                "--no-hosts", "--pid-file", "--conf-file=/dev/null",
+                # authoritative for .test: NXDOMAIN / NODATA instead of REFUSED
+                "--local=/test/", "--log-facility=-"] + list(records)
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        self.log_path = os.path.join(str(workdir), "dnsmasq.log")
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 5 * espat.SCALE
+        while not dns_query_ok(self.port, probe):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                with open(self.log_path, "rb") as f:
+                    raise AssertionError("dnsmasq did not start:\n%s" % f.read().decode())
+            time.sleep(0.02)
+
+    def stop(self):
+        import subprocess
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

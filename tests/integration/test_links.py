@@ -551,3 +551,168 @@ def recvdata(c, lid, maxlen):
     assert c.pending[n:n + 6] == b"\r\nOK\r\n", c.pending[n:n + 40]
     c.pending = c.pending[n + 6:]
     return bytes(body)
+
+
+# ---- names through the AT+CIPDNS servers (§2.32) ---------------------------
+
+@pytest.fixture
+def dns(tmp_path):
+    import netpeer
+    if not os.access(netpeer.DNSMASQ, os.X_OK):
+        pytest.skip("dnsmasq not installed")
+    server = netpeer.Dnsmasq(tmp_path, [
+        "--host-record=peer.test,127.0.0.1,::1",
+        "--host-record=six.test,::1"], probe="peer.test")
+    yield server.port
+    server.stop()
+
+
+def test_start_by_name(espatd, dns, srv):
+    d = espatd("--dns-port", str(dns))
+    c = joined(d, mux=True, extra=[b'AT+CIPDNS=1,"127.0.0.1"\r\n', b"AT+CIPDINFO=1\r\n"])
+    # IPv4 first for "TCP" (§2.5)
+    c.transact(b'AT+CIPSTART=0,"TCP","peer.test",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    peer.sendall(b"x")
+    c.expect(b'\r\n+IPD,0,1,"127.0.0.1",%d:x\r\n' % srv.port)
+    # an unknown name: ERROR and no CLOSED (no socket was made)
+    c.transact(b'AT+CIPSTART=1,"TCP","nosuch.test",%d\r\n' % srv.port, b"\r\nERROR\r\n")
+    # a name with only an IPv6 address for "TCPv6"
+    try:
+        s6 = TcpServer(socket.AF_INET6, "::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    c.transact(b"AT+CIPV6=1\r\n", b"\r\nOK\r\n")
+    c.transact(b'AT+CIPSTART=2,"TCPv6","six.test",%d\r\n' % s6.port, b"2,CONNECT\r\n\r\nOK\r\n")
+    s6.accept().close()
+    c.expect(b"2,CLOSED\r\n")
+    c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
+    s6.close()
+
+
+# ---- multicast on loopback (§2.5) -------------------------------------------
+
+def test_udp_multicast_loopback(espatd):
+    group = "239.7.7.7"
+    gport = free_port(kind=socket.SOCK_DGRAM)     # where members listen
+    lport = free_port(kind=socket.SOCK_DGRAM)     # espatd's <local port>
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    rx.bind(("", gport))
+    mreq = socket.inet_aton(group) + socket.inet_aton("127.0.0.1")
+    try:
+        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    except OSError:
+        pytest.skip("no multicast on loopback here")
+    rx.settimeout(espat.TIMEOUT)
+    d = espatd()
+    c = joined(d, mux=True)
+    # the module joins the group on <local port> and sends to the group
+    c.transact(b'AT+CIPSTART=0,"UDP","%s",%d,%d,0,"127.0.0.1"\r\n' % (
+        group.encode(), gport, lport), b"0,CONNECT\r\n\r\nOK\r\n")
+    c.transact(b"AT+CIPSEND=0,5\r\n", b"\r\nOK\r\n\r\n>")
+    c.transact(b"group", b"\r\nRecv 5 bytes\r\n\r\nSEND OK\r\n")
+    assert rx.recvfrom(100)[0] == b"group"
+    # what a member sends to the group on <local port> reaches it
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    tx.sendto(b"hello group", (group, lport))
+    c.expect(b"\r\n+IPD,0,11:hello group\r\n")
+    tx.close()
+    rx.close()
+    c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
+
+
+# ---- a slow connect never stalls other links; slow serial side -------------
+
+def test_connect_in_progress_does_not_stall_other_links(espatd, srv):
+    d = espatd()
+    c = joined(d, mux=True)
+    c.transact(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    # a listener whose backlog is full leaves the next connect hanging
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fill = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(ls.getsockname())
+        except BlockingIOError:
+            pass
+        fill.append(f)
+    time.sleep(0.05)
+    c.write(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d,0,,1500\r\n' % ls.getsockname()[1])
+    time.sleep(0.1)
+    peer.sendall(b"still flowing")
+    out = c.read_until(b"\r\n+IPD,0,13:still flowing\r\n", timeout=1.0)
+    assert b"ERROR" not in out and b"CONNECT" not in out, out
+    # the hanging connect ends as the module's would: ERROR, then CLOSED
+    c.expect_any([b"\r\nERROR\r\n1,CLOSED\r\n", b"1,CONNECT\r\n\r\nOK\r\n"], timeout=5)
+    for f in fill:
+        f.close()
+    ls.close()
+    c.drain(0.1)
+    c.cmd(b"AT+CIPCLOSE=5\r\n")
+
+
+def test_active_mode_follows_the_serial_side(espatd, srv):
+    """When the MCU stops reading, espatd stops reading the socket: the
+    peer is flow-controlled, and nothing is lost when the MCU reads again."""
+    d = espatd()
+    c = joined(d, mux=True)
+    c.transact(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    peer.setblocking(False)
+    data = os.urandom(16 * 1024 * 1024)
+    sent = 0
+    stalled_at = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            sent += peer.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            if stalled_at == sent:
+                break
+            stalled_at = sent
+            time.sleep(0.2)
+    assert sent < len(data), "the peer was never flow-controlled"
+    dm = Demux(c)
+    got = bytearray()
+    while len(got) < sent or sent < len(data):
+        if sent < len(data):
+            try:
+                sent += peer.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+        dm.poll(0.01)
+        got = dm.data.get(0, bytearray())
+    got = dm.wait_data(0, len(data))
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert max(n for _, n, _, _ in dm.frames) <= 2920
+    c.pending = dm.buf + dm.text.replace(b"\r\n", b"", 0)
+    c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
+
+
+def test_send_fail_when_peer_stops_reading(espatd, srv):
+    d = espatd()
+    c = joined(d, mux=True)
+    c.transact(b"AT+CIPTCPOPT=0,-1,0,300\r\n", b"\r\nOK\r\n")
+    c.transact(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    block = b"z" * 8192
+    results = []
+    for _ in range(400):
+        c.transact(b"AT+CIPSEND=0,8192\r\n", b"\r\nOK\r\n\r\n>")
+        c.write(block)
+        out = c.read_until(re.compile(rb"SEND (OK|FAIL)\r\n"), timeout=5)
+        results.append(out.endswith(b"SEND FAIL\r\n"))
+        if results[-1]:
+            break
+    assert results[-1], "SO_SNDTIMEO never expired"
+    peer.close()
+    c.drain(0.2)
+    c.cmd(b"AT+CIPCLOSE=0\r\n")

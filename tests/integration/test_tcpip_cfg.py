@@ -9,7 +9,6 @@ AT+CIPCONNPERSIST, AT+CIPSENDLCFG.
 import os
 import re
 import socket
-import struct
 import subprocess
 import time
 
@@ -25,7 +24,6 @@ JOIN = b'AT+CWJAP="lab","secret123"\r\n'
 DEFAULT_DNS = b'"208.67.222.222","114.114.114.114","8.8.8.8"'
 STA_MAC = b"1a:fe:35:98:d3:7b"
 AP_MAC = b"1a:fe:35:98:d3:7c"
-DNSMASQ = "/usr/sbin/dnsmasq"
 NAME64 = "a" * 59 + ".test"      # 64 bytes: the longest <domain name>
 NAME65 = "a" * 60 + ".test"
 
@@ -722,75 +720,18 @@ def test_missing_command_types(c):
 # ---- AT+CIPDOMAIN against a real DNS server -------------------------------------------
 
 
-def free_udp_tcp_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq binds both)."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise AssertionError("no free port")
-
-
-def dns_query_ok(port, name):
-    """True when the server on 127.0.0.1:port answers an A query for name."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(0.2)
-    try:
-        qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-        s.sendto(struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + qname +
-                 struct.pack(">HH", 1, 1), ("127.0.0.1", port))
-        data = s.recv(512)
-        return len(data) >= 12 and data[:2] == b"\x42\x42" and (data[3] & 15) == 0
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 @pytest.fixture
 def dnsmasq(tmp_path):
-    if not os.access(DNSMASQ, os.X_OK):
+    if not os.access(netpeer.DNSMASQ, os.X_OK):
         pytest.skip("dnsmasq not installed")
-    port = free_udp_tcp_port()
-    argv = [DNSMASQ, "--no-daemon", "--port=%d" % port, "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file",
-            # authoritative for .test: NXDOMAIN / NODATA instead of REFUSED
-            "--local=/test/",
-            "--address=/espatd.test/10.20.30.40",
-            "--host-record=dual.test,10.1.1.1,fd00::1",
-            "--host-record=v6only.test,fd00::66",
-            "--host-record=multi.test,10.9.9.1", "--host-record=multi.test,10.9.9.2",
-            "--host-record=%s,10.64.64.64" % NAME64,
-            "--log-facility=-"]
-    if os.geteuid() == 0:
-        argv.append("--user=root")
-    log = open(str(tmp_path / "dnsmasq.log"), "wb")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    deadline = time.monotonic() + 5 * SCALE
-    while not dns_query_ok(port, "espatd.test"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            with open(str(tmp_path / "dnsmasq.log"), "rb") as f:
-                raise AssertionError("dnsmasq did not start:\n%s" % f.read().decode())
-        time.sleep(0.02)
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    server = netpeer.Dnsmasq(tmp_path, [
+        "--address=/espatd.test/10.20.30.40",
+        "--host-record=dual.test,10.1.1.1,fd00::1",
+        "--host-record=v6only.test,fd00::66",
+        "--host-record=multi.test,10.9.9.1", "--host-record=multi.test,10.9.9.2",
+        "--host-record=%s,10.64.64.64" % NAME64], probe="espatd.test")
+    yield server.port
+    server.stop()
 
 
 def domain(*ips):

@@ -603,3 +603,98 @@ def test_mac_set_rules(c):
     ])
     c.transact(b"AT+CIPSTAMAC?\r\n", b'+CIPSTAMAC:"1a:fe:35:98:d3:7b"\r\n\r\nOK\r\n')
     c.transact(b"AT+CIPAPMAC?\r\n", b'+CIPAPMAC:"1a:fe:35:98:d3:7c"\r\n\r\nOK\r\n')
+
+
+@pytest.mark.xfail(strict=True, reason="espatd bug: with AT+CWLAPOPT print mask 0, print_ap() "
+                   "prints its uninitialised line buffer: stale text of an earlier +CWLAP line "
+                   "(or garbage such as b'+CWLAP:(\\xc0)') instead of b'+CWLAP:()'")
+def test_cwlapopt_mask_zero(espatd):
+    c = espatd(*APS, join_ms=20).client
+    c.echo_off()
+    failures = []
+    for _ in range(3):
+        # a full listing first leaves its text on the stack the next one reuses
+        c.check(b"AT+CWLAPOPT=0,0x7FF\r\n", OK, failures)
+        c.check(b"AT+CWLAP\r\n", ALPHA + BETA + GAMMA + OK, failures)
+        c.check(b"AT+CWLAPOPT=0,0\r\n", OK, failures)
+        c.check(b"AT+CWLAP\r\n", b"+CWLAP:()\r\n" * 3 + OK, failures)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.xfail(strict=True, reason="espatd bug: the <reconn_interval> a saved AT+CWJAP set "
+                   "is not saved as AT+CWRECONNCFG's interval: after a restart "
+                   "AT+CWRECONNCFG? shows the older value (same variable per the Wi-Fi docs)")
+def test_cwreconncfg_interval_from_cwjap_saved(espatd):
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    c.transact(b"AT+CWRECONNCFG=3,5\r\n", OK)
+    c.transact(b'AT+CWJAP="home","pw12345678","02:12:34:56:78:9a",0,7\r\n', JOINED)
+    c.transact(b"AT+CWRECONNCFG?\r\n", b"+CWRECONNCFG:7,5\r\n\r\nOK\r\n")
+    c = d.restart()
+    c.echo_off()
+    c.transact(b"AT+CWRECONNCFG?\r\n", b"+CWRECONNCFG:7,5\r\n\r\nOK\r\n", quiet=0)
+    c.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n", timeout=2 * SCALE)
+    c.transact(b"AT+CWJAP?\r\n",
+               b'+CWJAP:"home","02:12:34:56:78:9a",6,-45,0,7,3,0,1\r\n\r\nOK\r\n')
+
+
+def test_cwjap_omitted_ssid_and_password_reuse_last(espatd):
+    c = espatd(*APS).client
+    c.echo_off()
+    c.transact(b"AT+CWJAP=,\r\n", ERROR)   # nothing to reuse yet
+    c.transact(b'AT+CWJAP="alpha","pw-alpha1"\r\n', JOINED)
+    c.transact(b"AT+CWQAP\r\n", b"WIFI DISCONNECT\r\n\r\nOK\r\n")
+    c.transact(b"AT+CWJAP=,\r\n", JOINED)
+    c.transact(b"AT+CWJAP?\r\n",
+               b'+CWJAP:"alpha","aa:00:00:00:00:01",1,-60,0,1,3,0,1\r\n\r\nOK\r\n')
+
+
+def test_cwjap_timeout(espatd):
+    # the join takes longer than <jap_timeout> (3 s, the minimum): code 1
+    c = espatd(join_ms=4000).client
+    c.echo_off()
+    t0 = time.monotonic()
+    c.transact(b'AT+CWJAP="lab","secret123",,,,,,3\r\n', b"+CWJAP:1\r\n\r\nERROR\r\n",
+               timeout=6 * SCALE)
+    assert time.monotonic() - t0 >= 2.9
+    c.transact(b"AT+CWJAP?\r\n", OK)
+
+
+def test_cwqap_stops_a_join_in_progress(espatd):
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    c.transact(b'AT+CWJAP="home","pw12345678"\r\n', JOINED)
+    d.join_ms = 600
+    c = d.restart()
+    c.echo_off()
+    c.transact(b"AT+CWSTATE?\r\n", b'+CWSTATE:3,"home"\r\n\r\nOK\r\n')
+    # never connected: no WIFI DISCONNECT, and the join is abandoned
+    c.transact(b"AT+CWQAP\r\n", OK)
+    c.assert_quiet(0.8)
+    c.write(b"AT+CWSTATE?\r\n")
+    out = c.read_result()
+    assert out in (b'+CWSTATE:4,""\r\n\r\nOK\r\n', b'+CWSTATE:4,"home"\r\n\r\nOK\r\n',
+                   b'+CWSTATE:0,""\r\n\r\nOK\r\n'), out
+
+
+# ---- Wi-Fi commands of the module that espatd does not have yet -----------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="espatd lacks AT+CWSAP (protocol.md §1.12, §5.5; used by "
+                   "WiFiEspAT §5.2): answered as an unknown command")
+def test_cwsap_query_default(c):
+    c.echo_off()
+    c.transact(b"AT+CWMODE=2\r\n", OK)
+    mac = query_mac(c, b"CIPAPMAC")
+    tail = mac.replace(":", "")[6:].upper().encode()
+    c.transact(b"AT+CWSAP?\r\n", b'+CWSAP:"ESP_' + tail + b'","",1,0,4,0\r\n\r\nOK\r\n')
+
+
+@pytest.mark.xfail(strict=True, reason="espatd lacks AT+CWLIF (protocol.md §1.12, §5.5): "
+                   "answered as an unknown command")
+def test_cwlif_no_stations(c):
+    c.echo_off()
+    c.transact(b"AT+CWMODE=2\r\n", OK)
+    c.transact(b"AT+CWLIF\r\n", OK)
