@@ -303,18 +303,21 @@ void cmd_basic_load(struct device *d)
 	d->rfpower[1] = d->rfpower[2] = d->rfpower[3] = 5;
 	d->ipv6 = device_load_int(d, NS_SYS, "ipv6", 0) != 0;
 
-	struct line_cfg c;
+	/* The line at power-up: a saved AT+UART_DEF, else the command line's.
+	 * A restart returns a line changed by AT+UART_CUR to it. */
+	struct line_cfg c, was = d->booted_once ? d->uart_cur : d->opts.uart;
 	size_t len = 0;
 	if (store_get_blob(d->store, NS_SYS, "uart_def", &c, sizeof(c), &len) == 0 &&
 	    len == sizeof(c) && c.baud >= 80 && c.baud <= 5000000) {
 		d->uart_def = c;
+		if (memcmp(&c, &d->opts.uart, sizeof(c)) != 0)
+			log_info("using the saved AT+UART_DEF line, %u baud (AT+RESTORE clears it)",
+				 c.baud);
 	} else {
 		d->uart_def = d->opts.uart;
 	}
 	d->uart_cur = d->uart_def;
-	if (memcmp(&d->uart_def, &d->opts.uart, sizeof(c)) != 0) {
-		log_info("using the saved AT+UART_DEF line %u baud (AT+RESTORE clears it)",
-			 d->uart_def.baud);
-		serial_set_line(d->serial, &d->uart_def);
-	}
+	d->booted_once = true;
+	if (memcmp(&d->uart_cur, &was, sizeof(c)) != 0)
+		serial_set_line(d->serial, &d->uart_cur);
 }

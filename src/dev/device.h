@@ -55,6 +55,7 @@ struct device {
 	struct wifi wifi;
 	struct loop_timer boot_timer;
 	bool booting;
+	bool booted_once;           /* the serial line has its power-up settings */
 	bool restart_pending;       /* after this command's result */
 	bool restore_pending;       /* AT+RESTORE: erase the store first */
 	bool cwjap_running;         /* a CWJAP command waits for join_done */

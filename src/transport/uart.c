@@ -68,8 +68,30 @@ static uint64_t uart_ms_for(const struct line_cfg *c, uint64_t chars)
 	return (chars * uart_char_bits(c) * 1000u + c->baud - 1) / c->baud;
 }
 
+/* The classic Bnnn code of a standard rate, or BOTHER. Standard rates keep
+ * their code so that tools reading the line with plain termios (stty,
+ * pyserial) see the real speed; BOTHER carries any other integer rate. */
+static tcflag_t baud_code(uint32_t baud)
+{
+	static const struct { uint32_t baud; tcflag_t code; } std[] = {
+		{ 50, B50 }, { 75, B75 }, { 110, B110 }, { 134, B134 }, { 150, B150 },
+		{ 200, B200 }, { 300, B300 }, { 600, B600 }, { 1200, B1200 }, { 1800, B1800 },
+		{ 2400, B2400 }, { 4800, B4800 }, { 9600, B9600 }, { 19200, B19200 },
+		{ 38400, B38400 }, { 57600, B57600 }, { 115200, B115200 }, { 230400, B230400 },
+		{ 460800, B460800 }, { 500000, B500000 }, { 576000, B576000 },
+		{ 921600, B921600 }, { 1000000, B1000000 }, { 1152000, B1152000 },
+		{ 1500000, B1500000 }, { 2000000, B2000000 }, { 2500000, B2500000 },
+		{ 3000000, B3000000 }, { 3500000, B3500000 }, { 4000000, B4000000 },
+	};
+	for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++)
+		if (std[i].baud == baud)
+			return std[i].code;
+	return BOTHER;
+}
+
 void uart_build_termios(struct termios2 *tio, const struct line_cfg *c)
 {
+	tcflag_t code = baud_code(c->baud);
 	static const tcflag_t sizes[] = { CS5, CS6, CS7, CS8 };
 	/* Raw: bytes pass untouched both ways, as the MCU sent them. Parity
 	 * errors are not checked (no INPCK): a garbled byte is passed on, the
@@ -80,7 +102,7 @@ void uart_build_termios(struct termios2 *tio, const struct line_cfg *c)
 	tio->c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
 	tio->c_cflag &= ~(tcflag_t)(CBAUD | CIBAUD | CSIZE | CSTOPB | PARENB | PARODD |
 				    CMSPAR | CRTSCTS | HUPCL);
-	tio->c_cflag |= CREAD | CLOCAL | BOTHER | (BOTHER << IBSHIFT);
+	tio->c_cflag |= CREAD | CLOCAL | code | (code << IBSHIFT);
 	tio->c_cflag |= sizes[c->databits - 5];
 	if (c->stopbits != 1)
 		tio->c_cflag |= CSTOPB;
