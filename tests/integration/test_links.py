@@ -503,6 +503,11 @@ def test_five_links_no_loss(espatd, passive):
     if not passive:
         for i in range(5):
             got_down[i] = dm.wait_data(i, size)
+        # no link starves: each one shows up early in the +IPD stream, and
+        # none gets far ahead (ids of the first fifth of the frames)
+        ids = [f[0] for f in dm.frames]
+        early = ids[:len(ids) // 5]
+        assert set(early) == set(range(5)), "a link starved: %r" % early[:50]
     else:
         c.pending = dm.buf + c.pending
         got_down = passive_drain(c, 5, size)
@@ -716,3 +721,52 @@ def test_send_fail_when_peer_stops_reading(espatd, srv):
     peer.close()
     c.drain(0.2)
     c.cmd(b"AT+CIPCLOSE=0\r\n")
+
+
+def test_ipd_single_with_dinfo(espatd, srv):
+    d = espatd()
+    c = joined(d, extra=[b"AT+CIPDINFO=1\r\n"])
+    c.transact(b'AT+CIPSTART="TCP","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    peer.sendall(b"info")
+    c.expect(b'\r\n+IPD,4,"127.0.0.1",%d:info\r\n' % srv.port)
+    c.transact(b"AT+CIPCLOSE\r\n", b"CLOSED\r\n\r\nOK\r\n")
+
+
+def test_passive_local_close_discards(espatd, srv):
+    d = espatd()
+    c = joined(d, mux=True, extra=[b"AT+CIPRECVMODE=1\r\n"])
+    c.transact(b'AT+CIPSTART=4,"TCP","127.0.0.1",%d\r\n' % srv.port, b"4,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    peer.sendall(b"unread")
+    peer.close()
+    c.expect(b"\r\n+IPD,4,6\r\n")
+    # CLOSED is held for the unread data; a local close prints it now
+    c.transact(b"AT+CIPCLOSE=4\r\n", b"4,CLOSED\r\n\r\nOK\r\n")
+    c.transact(b"AT+CIPRECVLEN?\r\n", b"+CIPRECVLEN:-1,-1,-1,-1,-1\r\n\r\nOK\r\n")
+
+
+def test_passive_udp_window_drops(espatd):
+    """UDP beyond the 5760-byte passive window is dropped, as on the module;
+    what fits is delivered whole and in order."""
+    d = espatd("--recvlen-idle", "0")
+    c = joined(d, mux=True, extra=[b"AT+CIPRECVMODE=1\r\n"])
+    peer = UdpPeer()
+    lport = free_port(kind=socket.SOCK_DGRAM)
+    c.transact(b'AT+CIPSTART=0,"UDP","127.0.0.1",%d,%d,0\r\n' % (peer.port, lport),
+               b"0,CONNECT\r\n\r\nOK\r\n")
+    for ch in b"abc":
+        peer.sock.sendto(bytes([ch]) * 2500, ("127.0.0.1", lport))
+    time.sleep(0.2)
+    # one notice, for what had arrived when it was written
+    c.expect_any([b"\r\n+IPD,0,2500\r\n", b"\r\n+IPD,0,5000\r\n"])
+    # a and b fit (5000 bytes), c did not
+    c.transact(b"AT+CIPRECVLEN?\r\n", b"+CIPRECVLEN:5000,0,0,0,0\r\n\r\nOK\r\n")
+    assert recvdata(c, 0, 9999) == b"a" * 2500
+    assert recvdata(c, 0, 9999) == b"b" * 2500
+    c.drain(0.1)
+    peer.sock.sendto(b"d" * 10, ("127.0.0.1", lport))
+    c.expect(b"\r\n+IPD,0,10\r\n")
+    assert recvdata(c, 0, 9999) == b"d" * 10
+    assert "dropped" in d.log()
+    c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
