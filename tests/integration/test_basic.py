@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from espat import BOOT_MS, QUIET, SCALE, TIMEOUT, err, ok
+from espat import SCALE, ok
 
 GMR = {
     "esp32": (b"AT version:3.4.0.0(espatd - ESP32 - Jun  7 2024 03:48:17)\r\n"
@@ -186,8 +186,8 @@ def test_cmd_query(c):
     for name in TYPES:
         assert name in names, "%s missing from AT+CMD?" % name
     assert "AT+CIPSSLSIZE" not in names
-    # every command listed answers its (absent) test form with ERROR, and a
-    # listed query form does not answer as an unknown command
+    # every command listed is known (with SYSLOG=1 an unknown name would get
+    # "ERR CODE:0x01090000") and has no test form: plain ERROR for "=?"
     c.transact(b"AT+SYSLOG=1\r\n", b"\r\nOK\r\n")
     for name in names:
         c.transact(name.encode() + b"=?\r\n", b"\r\nERROR\r\n")
@@ -286,6 +286,10 @@ def test_sysmsg(espatd, frag):
 
 def test_syslog_query_set(c):
     c.transact(b"AT+SYSLOG?\r\n", b"AT+SYSLOG?\r\n+SYSLOG:0\r\n\r\nOK\r\n")
+    c.transact(b"AT+SYSLOG=1\r\n", b"AT+SYSLOG=1\r\n\r\nOK\r\n")
+    # with echo on, the code line follows the echoed command
+    c.transact(b"AT+FOO\r\n", b"AT+FOO\r\nERR CODE:0x01090000\r\n\r\nERROR\r\n")
+    c.transact(b"AT+SYSLOG=0\r\n", b"AT+SYSLOG=0\r\n\r\nOK\r\n")
     c.echo_off()
     c.transact(b"AT+SYSLOG=1\r\n", b"\r\nOK\r\n")
     c.transact(b"AT+SYSLOG?\r\n", b"+SYSLOG:1\r\n\r\nOK\r\n")
@@ -409,7 +413,20 @@ def test_busy_force_restart(espatd):
     c.write(b"AT+RST\r\n")
     c.expect(b"\r\nWill force to restart!!!\r\n\r\nready\r\n", timeout=2 * SCALE)
     # the interrupted join never reports, echo is back on
-    c.assert_quiet(1.0)
+    c.assert_quiet(0.6)
+    c.transact(b"AT+CWSTATE?\r\n", b'AT+CWSTATE?\r\n+CWSTATE:0,""\r\n\r\nOK\r\n')
+
+
+def test_busy_force_restart_in_the_same_write(c):
+    # "AT+RST\r\n" in the part of a chunk that arrives while a command runs
+    c.echo_off()
+    c.transact(b"AT+CWAUTOCONN=0\r\n", b"\r\nOK\r\n")
+    c.write(b'AT+CWJAP="lab","secret123"\r\nAT+RST\r\n')
+    c.expect(b"\r\nWill force to restart!!!\r\n\r\nready\r\n", timeout=2 * SCALE)
+    c.assert_quiet(0.3)
+    c.write(b"AT\r\nAT+RST\r\n")
+    c.expect_any([b"AT\r\n\r\nOK\r\n\r\nWill force to restart!!!\r\n\r\nready\r\n",
+                  b"AT\r\n\r\nWill force to restart!!!\r\n\r\nready\r\n"], timeout=2 * SCALE)
     c.transact(b"AT+CWSTATE?\r\n", b'AT+CWSTATE?\r\n+CWSTATE:0,""\r\n\r\nOK\r\n')
 
 

@@ -276,3 +276,18 @@ def test_no_state_saves_nothing(espatd):
     c.transact(b"AT+CWMODE?\r\n", b"+CWMODE:1\r\n\r\nOK\r\n")
     c.transact(b"AT+UART_DEF?\r\n", b"+UART_DEF:115200,8,1,0,0\r\n\r\nOK\r\n")
     assert not os.path.exists(d.state_dir)
+
+
+def test_dhcp_on_again_erases_saved_static_address(espatd):
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    c.transact(b'AT+CIPSTA="192.168.5.7","192.168.5.1","255.255.255.0"\r\n', OK)
+    c = d.restart()
+    c.echo_off()
+    c.transact(b"AT+CIPSTA?\r\n", STATIC)
+    c.transact(b"AT+CWDHCP=1,1\r\n", OK)
+    c = d.restart()
+    c.echo_off()
+    c.transact(b"AT+CIPSTA?\r\n", ZERO_CIPSTA)
+    c.transact(b"AT+CWDHCP?\r\n", b"+CWDHCP:3\r\nOK\r\n")

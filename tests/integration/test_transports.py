@@ -1,6 +1,5 @@
 """The other ways to reach the module: --stdio, --tcp; and --trace."""
 
-import os
 import re
 import signal
 import socket

@@ -342,6 +342,31 @@ def test_cwlapopt(espatd):
     c.transact(b"AT+CWLAP\r\n", ALPHA + BETA + GAMMA + OK)
 
 
+def test_ap_file(espatd, tmp_path):
+    path = tmp_path / "aps.conf"
+    path.write_text("# access points for the test\n"
+                    "[ap]\n"
+                    'ssid = "corp net"\n'
+                    "password = corp-secret\n"
+                    "rssi = -52\n"
+                    "channel = 13\n"
+                    "ecn = 4\n"
+                    "bssid = 0a:11:22:33:44:55\n"
+                    "\n"
+                    "[ap]\n"
+                    "ssid = guest\n")
+    c = espatd("--ap-file", str(path), join_ms=20).client
+    c.echo_off()
+    c.transact(b"AT+CWLAP\r\n",
+               b'+CWLAP:(4,"corp net",-52,"0a:11:22:33:44:55",13,-1,-1,4,4,7,0)\r\n'
+               b'+CWLAP:(0,"guest",-45,"', quiet=0)
+    c.read_until(b'",6,-1,-1,0,0,7,0)\r\n\r\nOK\r\n')
+    c.transact(b'AT+CWJAP="corp net","nope"\r\n', b"+CWJAP:2\r\n\r\nERROR\r\n")
+    c.transact(b'AT+CWJAP="corp net","corp-secret"\r\n', JOINED)
+    c.transact(b"AT+CWJAP?\r\n",
+               b'+CWJAP:"corp net","0a:11:22:33:44:55",13,-52,0,1,3,0,1\r\n\r\nOK\r\n')
+
+
 def test_cwlap_lab_mode(c):
     c.echo_off()
     c.transact(b"AT+CWLAP\r\n", OK)   # nothing in range but the AP joined
@@ -443,9 +468,6 @@ def test_cwreconncfg_shared_with_cwjap(c):
                b'+CWJAP:"lab","02:00:00:00:00:07",6,-45,0,9,3,0,1\r\n\r\nOK\r\n')
 
 
-@pytest.mark.xfail(strict=True, reason="espatd bug: AT+CWJAP? shows the <reconn_interval> of "
-                   "the running join, not the value AT+CWRECONNCFG changed afterwards (the "
-                   "same variable per the Wi-Fi docs)")
 def test_cwreconncfg_then_cwjap_query(c):
     c.echo_off()
     c.transact(b'AT+CWJAP="lab","secret123","02:00:00:00:00:07"\r\n', JOINED)
@@ -605,9 +627,6 @@ def test_mac_set_rules(c):
     c.transact(b"AT+CIPAPMAC?\r\n", b'+CIPAPMAC:"1a:fe:35:98:d3:7c"\r\n\r\nOK\r\n')
 
 
-@pytest.mark.xfail(strict=True, reason="espatd bug: with AT+CWLAPOPT print mask 0, print_ap() "
-                   "prints its uninitialised line buffer: stale text of an earlier +CWLAP line "
-                   "(or garbage such as b'+CWLAP:(\\xc0)') instead of b'+CWLAP:()'")
 def test_cwlapopt_mask_zero(espatd):
     c = espatd(*APS, join_ms=20).client
     c.echo_off()
@@ -621,9 +640,6 @@ def test_cwlapopt_mask_zero(espatd):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason="espatd bug: the <reconn_interval> a saved AT+CWJAP set "
-                   "is not saved as AT+CWRECONNCFG's interval: after a restart "
-                   "AT+CWRECONNCFG? shows the older value (same variable per the Wi-Fi docs)")
 def test_cwreconncfg_interval_from_cwjap_saved(espatd):
     d = espatd()
     c = d.client
