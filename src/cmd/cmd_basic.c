@@ -267,6 +267,23 @@ static enum at_rc transintvl_setup(struct at_req *r)
 	return AT_RC_OK;
 }
 
+static enum at_rc sleep_query(struct at_req *r)
+{
+	at_out_line(r->out, "+SLEEP:%d", dev(r)->sleep_mode);
+	return AT_RC_OK;
+}
+
+static enum at_rc sleep_setup(struct at_req *r)
+{
+	int64_t v;
+	if (!at_nargs(r, 1, 1) || at_get_int(r, 0, 0, 3, true, &v) < 0)
+		return AT_RC_ERROR;
+	/* Power saving changes nothing a host can imitate: the mode is kept
+	 * and reported; the link keeps its latency (docs/commands.md). */
+	dev(r)->sleep_mode = (int)v;
+	return AT_RC_OK;
+}
+
 /* Order follows the module's own table (AT+CMD? on ESP-AT 2.x). */
 static const struct at_cmd basic_cmds[] = {
 	/* name            test  query               setup               exec */
@@ -277,6 +294,7 @@ static const struct at_cmd basic_cmds[] = {
 	{ "+GMR",          NULL, NULL,               NULL,               gmr_exec },
 	{ "+CMD",          NULL, cmd_query,          NULL,               NULL },
 	{ "+SYSTIMESTAMP", NULL, systimestamp_query, systimestamp_setup, NULL },
+	{ "+SLEEP",        NULL, sleep_query,        sleep_setup,        NULL },
 	{ "+RESTORE",      NULL, NULL,               NULL,               restore_exec },
 	{ "+TRANSINTVL",   NULL, transintvl_query,   transintvl_setup,   NULL },
 	{ "+RFPOWER",      NULL, rfpower_query,      rfpower_setup,      NULL },
@@ -297,6 +315,7 @@ void cmd_basic_load(struct device *d)
 	d->sysstore = true;
 	d->sysmsg = (int)device_load_int(d, NS_SYS, "sysmsg", 0);
 	d->transintvl = 20;
+	d->sleep_mode = 1; /* modem-sleep, the IDF default with a station (UNCONFIRMED) */
 	d->rfpower[0] = p->rf_default;
 	/* BLE levels: ESP_PWR_LVL_P3 (index 5) is the IDF default (UNCONFIRMED
 	 * for ESP-AT, docs/commands.md). */

@@ -117,6 +117,8 @@ static void default_macs(struct device *d)
 	d->ws.ap_mac[5] = (uint8_t)(m[5] + 1);
 }
 
+static void default_softap(struct device *d);
+
 void cmd_wifi_load(struct device *d)
 {
 	struct wifi_settings *w = &d->ws;
@@ -140,6 +142,10 @@ void cmd_wifi_load(struct device *d)
 	load_blob(d, "sta_mac", w->sta_mac, 6, NULL);
 	load_blob(d, "ap_mac", w->ap_mac, 6, NULL);
 	load_blob(d, "join", &w->join, sizeof(w->join), &w->have_join);
+	load_blob(d, "softap", &w->sap, sizeof(w->sap), &ok);
+	if (!ok)
+		default_softap(d);
+	w->sap.ssid[sizeof(w->sap.ssid) - 1] = w->sap.pwd[sizeof(w->sap.pwd) - 1] = '\0';
 	w->join.ssid[sizeof(w->join.ssid) - 1] = '\0';
 	w->join.pwd[sizeof(w->join.pwd) - 1] = '\0';
 	w->lapopt_sort = 0;
@@ -637,6 +643,66 @@ static enum at_rc cipap_setup(struct at_req *r)
 	return AT_RC_OK;
 }
 
+/* ---- AT+CWSAP / AT+CWLIF: the virtual SoftAP --------------------------- */
+
+static void default_softap(struct device *d)
+{
+	struct softap_cfg *s = &d->ws.sap;
+	const uint8_t *m = d->ws.ap_mac;
+	/* "ESP_" and the last three bytes of the SoftAP MAC, open, channel 1,
+	 * four stations, visible (a fresh module's SoftAP). */
+	snprintf(s->ssid, sizeof(s->ssid), "ESP_%02X%02X%02X", m[3], m[4], m[5]);
+	s->pwd[0] = '\0';
+	s->channel = 1;
+	s->ecn = 0;
+	s->max_conn = 4;
+	s->hidden = 0;
+}
+
+static enum at_rc cwsap_query(struct at_req *r)
+{
+	struct device *d = dev(r);
+	if (!ap_on(d))
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	const struct softap_cfg *s = &d->ws.sap;
+	at_out_line(r->out, "+CWSAP:\"%s\",\"%s\",%d,%d,%d,%d", s->ssid, s->pwd, s->channel, s->ecn,
+		    s->max_conn, s->hidden);
+	return AT_RC_OK;
+}
+
+static enum at_rc cwsap_setup(struct at_req *r)
+{
+	struct device *d = dev(r);
+	struct softap_cfg s = d->ws.sap;
+	int64_t ch, ecn, maxc = s.max_conn, hidden = 0;
+	if (!at_nargs(r, 4, 6) || at_get_str(r, 0, 32, true, s.ssid, sizeof(s.ssid)) < 0 ||
+	    at_get_str(r, 1, 64, true, s.pwd, sizeof(s.pwd)) < 0 ||
+	    at_get_int(r, 2, 1, 13, true, &ch) < 0 || at_get_int(r, 3, 0, 4, true, &ecn) < 0 ||
+	    at_get_int(r, 4, 1, 10, false, &maxc) < 0 || at_get_int(r, 5, 0, 1, false, &hidden) < 0)
+		return AT_RC_ERROR;
+	if (!ap_on(d))
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	/* WEP is not offered; an open AP has no password; WPA needs 8..64. */
+	size_t pl = strlen(s.pwd);
+	if (ecn == 1 || !s.ssid[0] || (ecn == 0 && pl) || (ecn != 0 && (pl < 8 || pl > 64)))
+		return at_fail(r, AT_ERR_PARA_INVALID(ecn == 1 ? 3 : 1));
+	s.channel = (int)ch;
+	s.ecn = (int)ecn;
+	s.max_conn = (int)maxc;
+	s.hidden = (int)hidden;
+	d->ws.sap = s;
+	device_save_blob(d, NS_WIFI, "softap", &s, sizeof(s), false);
+	return AT_RC_OK;
+}
+
+static enum at_rc cwlif_exec(struct at_req *r)
+{
+	/* Nobody joins the virtual SoftAP: the station list is empty. */
+	if (!ap_on(dev(r)))
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	return AT_RC_OK;
+}
+
 /* ---- AT+CIPSTAMAC / AT+CIPAPMAC --------------------------------------- */
 
 static enum at_rc mac_query(struct at_req *r, const char *name, const uint8_t *m)
@@ -693,6 +759,8 @@ static const struct at_cmd wifi_cmds[] = {
 	{ "+CWLAP",        NULL, NULL,              cwlap_setup,       cwlap_exec },
 	{ "+CWLAPOPT",     NULL, NULL,              cwlapopt_setup,    NULL },
 	{ "+CWQAP",        NULL, NULL,              NULL,              cwqap_exec },
+	{ "+CWSAP",        NULL, cwsap_query,       cwsap_setup,       NULL },
+	{ "+CWLIF",        NULL, NULL,              NULL,              cwlif_exec },
 	{ "+CWDHCP",       NULL, cwdhcp_query,      cwdhcp_setup,      NULL },
 	{ "+CWAUTOCONN",   NULL, cwautoconn_query,  cwautoconn_setup,  NULL },
 	{ "+CIPSTAMAC",    NULL, cipstamac_query,   cipstamac_setup,   NULL },

@@ -34,6 +34,11 @@ struct wifi_settings {
 	bool have_join;             /* a join configuration exists */
 	struct wifi_join_cfg join;  /* the last AT+CWJAP configuration */
 	int lapopt_sort, lapopt_mask, lapopt_rssi, lapopt_auth; /* AT+CWLAPOPT */
+	struct softap_cfg {          /* AT+CWSAP: the virtual SoftAP */
+		char ssid[33];
+		char pwd[65];
+		int channel, ecn, max_conn, hidden;
+	} sap;
 };
 
 struct device_opts {
@@ -65,6 +70,7 @@ struct device {
 	bool sysstore;
 	int sysmsg;
 	int transintvl;
+	int sleep_mode;             /* AT+SLEEP: recorded; a host does not sleep */
 	int rfpower[4];
 	struct line_cfg uart_cur, uart_def;
 	bool ipv6;                  /* AT+CIPV6 */

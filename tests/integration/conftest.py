@@ -49,13 +49,13 @@ def espatd(tmp_path, request):
     seed = zlib.crc32(request.node.nodeid.encode())
 
     def factory(*extra, mode="whole", profile=None, state=True, connect=True,
-                join_ms=espat.JOIN_MS, boot_ms=espat.BOOT_MS, name=None):
+                join_ms=espat.JOIN_MS, boot_ms=espat.BOOT_MS, name=None, netns=None):
         args = list(extra)
         if profile:
             args = ["--profile", profile] + args
         d = espat.Daemon(tmp_path / (name or "d%d" % len(made)), args, mode=mode,
                          seed=seed + len(made), state=state, join_ms=join_ms,
-                         boot_ms=boot_ms)
+                         boot_ms=boot_ms, netns=netns)
         made.append(d)
         d.start(connect=connect)
         return d

@@ -326,7 +326,7 @@ class Daemon:
     """One espatd on a pty in `workdir`; restartable on the same state dir."""
 
     def __init__(self, workdir, extra=(), mode="whole", seed=0, state=True,
-                 join_ms=JOIN_MS, boot_ms=BOOT_MS):
+                 join_ms=JOIN_MS, boot_ms=BOOT_MS, netns=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.tty = os.path.join(self.workdir, "tty")
@@ -337,6 +337,7 @@ class Daemon:
         self.state = state
         self.join_ms = join_ms
         self.boot_ms = boot_ms
+        self.netns = netns  # run inside this network namespace
         self.proc = None
         self.client = None
         self.starts = 0
@@ -345,6 +346,9 @@ class Daemon:
     def argv(self, extra=None):
         extra = self.extra if extra is None else list(extra)
         argv = [espatd_bin(), "--pty", self.tty]
+        if self.netns:
+            # ip execs the daemon in place: the pid and SIGTERM stay the same
+            argv = ["ip", "netns", "exec", self.netns] + argv
         argv += ["--state-dir", self.state_dir] if self.state else ["--no-state"]
         argv += ["--join-time", str(self.join_ms), "--boot-time", str(self.boot_ms)]
         return argv + extra

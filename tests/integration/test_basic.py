@@ -633,10 +633,17 @@ def test_busy_rest_of_a_fragmented_line(c):
     c.transact(b"AT\r\n", b"AT\r\n\r\nOK\r\n")
 
 
-@pytest.mark.xfail(strict=True, reason="espatd lacks AT+SLEEP (protocol.md §1.12; used by "
-                   "WiFiEspAT §5.2): answered as an unknown command")
 def test_sleep_query(c):
     c.echo_off()
     c.write(b"AT+SLEEP?\r\n")
     out = c.read_result()
     assert re.fullmatch(rb"\+SLEEP:[0-3]\r\n\r\nOK\r\n", out), out
+
+
+def test_sleep_set(c):
+    c.echo_off()
+    for mode in (0, 2, 3, 1):
+        c.transact(b"AT+SLEEP=%d\r\n" % mode, b"\r\nOK\r\n")
+        c.transact(b"AT+SLEEP?\r\n", b"+SLEEP:%d\r\n\r\nOK\r\n" % mode)
+    for bad in (b"AT+SLEEP=4\r\n", b"AT+SLEEP=-1\r\n", b"AT+SLEEP\r\n", b"AT+SLEEP=?\r\n"):
+        c.transact(bad, b"\r\nERROR\r\n")

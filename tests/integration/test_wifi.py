@@ -698,8 +698,6 @@ def test_cwqap_stops_a_join_in_progress(espatd):
 # ---- Wi-Fi commands of the module that espatd does not have yet -----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="espatd lacks AT+CWSAP (protocol.md §1.12, §5.5; used by "
-                   "WiFiEspAT §5.2): answered as an unknown command")
 def test_cwsap_query_default(c):
     c.echo_off()
     c.transact(b"AT+CWMODE=2\r\n", OK)
@@ -708,9 +706,33 @@ def test_cwsap_query_default(c):
     c.transact(b"AT+CWSAP?\r\n", b'+CWSAP:"ESP_' + tail + b'","",1,0,4,0\r\n\r\nOK\r\n')
 
 
-@pytest.mark.xfail(strict=True, reason="espatd lacks AT+CWLIF (protocol.md §1.12, §5.5): "
-                   "answered as an unknown command")
 def test_cwlif_no_stations(c):
     c.echo_off()
     c.transact(b"AT+CWMODE=2\r\n", OK)
     c.transact(b"AT+CWLIF\r\n", OK)
+
+
+def test_cwsap_set_query_and_rules(espatd):
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    # station mode only: no SoftAP to configure
+    c.transact(b'AT+CWSAP="x","",1,0\r\n', ERROR)
+    c.transact(b"AT+CWSAP?\r\n", ERROR)
+    c.transact(b"AT+CWLIF\r\n", ERROR)
+    c.transact(b"AT+CWMODE=3\r\n", OK)
+    c.transact(b'AT+CWSAP="espatd-ap","12345678",6,3,2,1\r\n', OK)
+    c.transact(b"AT+CWSAP?\r\n", b'+CWSAP:"espatd-ap","12345678",6,3,2,1\r\n' + OK)
+    for bad in (b'AT+CWSAP="a","short",6,3\r\n',        # WPA password < 8
+                b'AT+CWSAP="a","12345678",6,0\r\n',     # open with a password
+                b'AT+CWSAP="a","12345678",6,1\r\n',     # WEP
+                b'AT+CWSAP="a","12345678",14,3\r\n',    # channel
+                b'AT+CWSAP="","",1,0\r\n',              # empty SSID
+                b'AT+CWSAP="a","",1,0,11\r\n',          # max conn
+                b'AT+CWSAP="a",""\r\n'):
+        c.transact(bad, ERROR)
+    c.transact(b"AT+CWSAP?\r\n", b'+CWSAP:"espatd-ap","12345678",6,3,2,1\r\n' + OK)
+    # saved with SYSSTORE=1
+    c = d.restart()
+    c.echo_off()
+    c.transact(b"AT+CWSAP?\r\n", b'+CWSAP:"espatd-ap","12345678",6,3,2,1\r\n' + OK)
