@@ -48,7 +48,13 @@ static void on_data(void *arg, const uint8_t *p, size_t n, int done)
 		at_parser_set_mode(ps, AT_PM_CMD);
 }
 
-static const struct at_parser_ops ops = { on_echo, on_line, on_busy, on_data };
+static void on_cancel(void *arg)
+{
+	struct at_parser *ps = arg;
+	at_parser_set_mode(ps, AT_PM_CMD);
+}
+
+static const struct at_parser_ops ops = { on_echo, on_line, on_busy, on_data, on_cancel };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,8 +70,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		size_t n = size - off < chunk ? size - off : chunk;
 		at_parser_feed(&p, data + off, n);
-		if (lines % 5 == 4 && p.mode == AT_PM_CMD)
-			at_parser_expect_data(&p, (size_t)(data[off] % 64) + 1);
+		if (lines % 5 == 4 && p.mode == AT_PM_CMD) {
+			/* alternate fixed-length and CIPSENDEX-style data phases */
+			if (data[off] & 0x80)
+				at_parser_expect_data_ex(&p, (size_t)(data[off] % 64) + 1);
+			else
+				at_parser_expect_data(&p, (size_t)(data[off] % 64) + 1);
+		}
 		off += n;
 	}
 	return 0;
