@@ -9,6 +9,7 @@ STATE      ?= $(CURDIR)/$(BUILD)/state
 PYTEST     := /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 15
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build run test unit integration asan fuzz fuzz-run clean
 
