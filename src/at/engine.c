@@ -1,5 +1,7 @@
 #include "at/engine.h"
 
+#include "core/clock.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
@@ -44,7 +46,8 @@ static void finish(struct at_engine *e, enum at_rc rc)
 	/* §1.7: the state is idle again before the result bytes go out, so
 	 * the host may send the next command as soon as it sees them. */
 	e->busy = false;
-	at_parser_set_mode(&e->parser, AT_PM_CMD);
+	if (e->parser.mode != AT_PM_PASSTHROUGH) /* AT+CIPSEND entered it */
+		at_parser_set_mode(&e->parser, AT_PM_CMD);
 	if (rc == AT_RC_ERROR || rc == AT_RC_FAIL)
 		at_out_errcode(&e->out, e->req.errcode);
 	at_out_result(&e->out, rc);
@@ -188,12 +191,47 @@ void at_engine_init(struct at_engine *e, struct device *dev, const struct at_cmd
 
 void at_engine_free(struct at_engine *e)
 {
+	if (e->loop)
+		loop_timer_stop(e->loop, &e->guard_timer);
 	at_out_free(&e->out);
+}
+
+static void arm_guard(struct at_engine *e)
+{
+	if (!e->loop)
+		return;
+	uint64_t due = at_parser_deadline(&e->parser), now = clock_now_ms();
+	if (due)
+		loop_timer_start(e->loop, &e->guard_timer, due > now ? due - now : 0);
+	else
+		loop_timer_stop(e->loop, &e->guard_timer);
+}
+
+static void guard_expired(void *arg)
+{
+	struct at_engine *e = arg;
+	at_parser_tick(&e->parser, clock_now_ms());
+	arm_guard(e);
+}
+
+void at_engine_set_loop(struct at_engine *e, struct loop *l)
+{
+	e->loop = l;
+	loop_timer_init(&e->guard_timer, guard_expired, e);
+}
+
+void at_engine_passthrough(struct at_engine *e)
+{
+	at_parser_passthrough(&e->parser, clock_now_ms());
 }
 
 void at_engine_input(struct at_engine *e, const uint8_t *p, size_t n)
 {
-	at_parser_feed(&e->parser, p, n);
+	uint64_t now = clock_now_ms();
+	/* A decision that was due (a held "+++") comes before newer bytes. */
+	at_parser_tick(&e->parser, now);
+	at_parser_feed_at(&e->parser, p, n, now);
+	arm_guard(e);
 }
 
 void at_engine_complete(struct at_engine *e, enum at_rc rc)

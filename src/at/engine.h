@@ -8,6 +8,7 @@
 #include "at/errcode.h"
 #include "at/out.h"
 #include "at/parser.h"
+#include "core/loop.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,6 +62,8 @@ struct at_engine {
 	const struct at_cmd_table *const *tables;
 	size_t ntables;
 	struct at_engine_hooks hooks;
+	struct loop *loop;    /* for the "+++" guard timer; NULL in unit tests */
+	struct loop_timer guard_timer;
 	bool echo;
 	bool busy;            /* a command is in progress */
 	struct at_req req;    /* the command in progress */
@@ -71,6 +74,9 @@ void at_engine_init(struct at_engine *e, struct device *dev, const struct at_cmd
 		    size_t ntables, const struct at_engine_hooks *hooks, at_sink_fn sink,
 		    void *sink_arg);
 void at_engine_free(struct at_engine *e);
+void at_engine_set_loop(struct at_engine *e, struct loop *l);
+/* Enter passthrough: every byte is data until a guarded "+++" (§4). */
+void at_engine_passthrough(struct at_engine *e);
 /* One transport read. */
 void at_engine_input(struct at_engine *e, const uint8_t *p, size_t n);
 /* Finish an AT_RC_PENDING command with its result. */

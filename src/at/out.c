@@ -129,8 +129,26 @@ void at_out_force_restart(struct at_out *o)
 	at_out_raw(o, S("\r\nWill force to restart!!!\r\n"));
 }
 
+void at_out_wifi(struct at_out *o, const char *text)
+{
+	if (!o->quiet_status)
+		at_out_urc(o, "%s", text);
+}
+
+void at_out_quitt(struct at_out *o)
+{
+	at_out_raw(o, S("\r\n+QUITT\r\n"));
+}
+
+void at_out_boot_prompt(struct at_out *o)
+{
+	at_out_raw(o, S("\r\n>"));
+}
+
 void at_out_connect(struct at_out *o, int id)
 {
+	if (o->quiet_status)
+		return;
 	if (id < 0)
 		at_out_urc(o, "CONNECT");
 	else
@@ -139,6 +157,8 @@ void at_out_connect(struct at_out *o, int id)
 
 void at_out_closed(struct at_out *o, int id)
 {
+	if (o->quiet_status)
+		return;
 	if (id < 0)
 		at_out_urc(o, "CLOSED");
 	else
@@ -149,6 +169,8 @@ void at_out_link_conn(struct at_out *o, int id, const char *type, int tetype, co
 		      unsigned rport, unsigned lport)
 {
 	/* First field 0: ESP-AT only reports successes this way (§3.1). */
+	if (o->quiet_status)
+		return;
 	at_out_urc(o, "+LINK_CONN:0,%d,\"%s\",%d,\"%s\",%u,%u", id < 0 ? 0 : id, type, tetype,
 		   rip, rport, lport);
 }

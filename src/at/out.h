@@ -30,6 +30,9 @@ struct at_out {
 	void *sink_arg;
 	bool syslog;   /* AT+SYSLOG: print ERR CODE / +ERRNO lines */
 	bool hold;     /* a data phase is open: URCs wait in `held` */
+	/* In passthrough, connection and Wi-Fi status lines are dropped unless
+	 * AT+SYSMSG bit 2 asks for them (§3.1, §7). */
+	bool quiet_status;
 	struct buf held;
 };
 
@@ -52,6 +55,13 @@ void at_out_text(struct at_out *o, const char *fmt, ...) __attribute__((format(p
 void at_out_urc(struct at_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open/close a data phase (URC hold). Closing flushes held URCs. */
 void at_out_hold(struct at_out *o, bool on);
+
+/* Status lines: "WIFI CONNECTED", "WIFI GOT IP", "WIFI DISCONNECT" (§3.1). */
+void at_out_wifi(struct at_out *o, const char *text);
+/* "\r\n+QUITT\r\n": passthrough left, with SYSMSG bit 0 (§2.7). */
+void at_out_quitt(struct at_out *o);
+/* "\r\n>": passthrough entered at boot by AT+SAVETRANSLINK (§3.1). */
+void at_out_boot_prompt(struct at_out *o);
 
 /* Link messages (§3.1, §3.2). id < 0: single connection mode. */
 void at_out_connect(struct at_out *o, int id);

@@ -96,11 +96,87 @@ static size_t feed_cmd(struct at_parser *p, const uint8_t *buf, size_t n, int *g
 	return i;
 }
 
+void at_parser_passthrough(struct at_parser *p, uint64_t now)
+{
+	p->mode = AT_PM_PASSTHROUGH;
+	p->plus = 0;
+	p->last_rx = now;
+}
+
+static void release_plus(struct at_parser *p)
+{
+	static const uint8_t plus3[3] = { '+', '+', '+' };
+	int k = p->plus;
+	p->plus = 0;
+	if (k)
+		p->ops->data(p->arg, plus3, (size_t)k, 0);
+}
+
+/* §2.7: "+++" leaves passthrough only with >= 20 ms of silence before the
+ * first '+', all three within 20 ms, and >= 20 ms of silence after; any
+ * other '+' is data. The '+' that may start an exit are held back until
+ * that is decided (at_parser_tick). */
+static void feed_passthrough(struct at_parser *p, const uint8_t *buf, size_t n, uint64_t now)
+{
+	const uint64_t g = AT_PLUS_GUARD_MS;
+	size_t i = 0, start = 0;
+	if (p->plus) {
+		while (i < n && buf[i] == '+' && p->plus < 3 && now - p->plus_first <= g) {
+			p->plus++;
+			i++;
+		}
+		if (i < n)
+			release_plus(p); /* something followed too soon: all data */
+		start = i;
+	} else if (buf[0] == '+' && now - p->last_rx >= g) {
+		while (i < n && i < 3 && buf[i] == '+')
+			i++;
+		if (i == n) {
+			p->plus = (int)i;
+			p->plus_first = now;
+			start = n;
+		}
+	}
+	if (start < n)
+		p->ops->data(p->arg, buf + start, n - start, 0);
+	p->last_rx = now;
+}
+
+uint64_t at_parser_deadline(const struct at_parser *p)
+{
+	if (p->mode != AT_PM_PASSTHROUGH || !p->plus)
+		return 0;
+	if (p->plus == 3)
+		return p->last_rx + AT_PLUS_GUARD_MS;
+	return p->plus_first + AT_PLUS_GUARD_MS + 1;
+}
+
+void at_parser_tick(struct at_parser *p, uint64_t now)
+{
+	uint64_t due = at_parser_deadline(p);
+	if (!due || now < due)
+		return;
+	if (p->plus == 3) {
+		p->plus = 0;
+		p->ops->cancel(p->arg);
+	} else {
+		release_plus(p);
+	}
+}
+
 void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n)
+{
+	at_parser_feed_at(p, buf, n, 0);
+}
+
+void at_parser_feed_at(struct at_parser *p, const uint8_t *buf, size_t n, uint64_t now)
 {
 	if (n == 0)
 		return;
 	switch (p->mode) {
+	case AT_PM_PASSTHROUGH:
+		feed_passthrough(p, buf, n, now);
+		break;
 	case AT_PM_CMD: {
 		int got_line;
 		size_t used = feed_cmd(p, buf, n, &got_line);

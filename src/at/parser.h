@@ -21,15 +21,21 @@ struct at_parser_ops {
 	void (*busy)(void *arg, const uint8_t *p, size_t n);
 	/* Data-phase bytes (after a '>' prompt). `done` on the last one. */
 	void (*data)(void *arg, const uint8_t *p, size_t n, int done);
-	/* A read of exactly "+++" during a data phase (protocol.md §2.7). */
+	/* A read of exactly "+++" during a data phase, or a guarded "+++" in
+	 * passthrough (protocol.md §2.7). */
 	void (*cancel)(void *arg);
 };
+
+/* Silence needed before and after "+++", and the most time between its
+ * first and last '+' (§2.7: 20 ms). */
+#define AT_PLUS_GUARD_MS 20
 
 enum at_pmode {
 	AT_PM_CMD,      /* assembling command lines */
 	AT_PM_BUSY,     /* a command is running: every chunk is busy */
 	AT_PM_DATA,     /* counting `data_left` raw bytes */
 	AT_PM_DISCARD,  /* dropping input silently (restart, before SEND OK) */
+	AT_PM_PASSTHROUGH, /* everything is data until a guarded "+++" (§2.7, §4) */
 };
 
 struct at_parser {
@@ -39,12 +45,25 @@ struct at_parser {
 	size_t data_left;
 	int ex;         /* AT+CIPSENDEX: "\\0" ends the data, "\\x" is x (§2.12) */
 	int ex_escape;  /* the previous data byte was a backslash */
+	/* passthrough */
+	uint64_t last_rx;    /* arrival time of the latest chunk */
+	uint64_t plus_first; /* arrival of the first held '+' */
+	int plus;            /* '+' held back as a possible exit (0..3) */
 	size_t len;
 	char line[AT_LINE_KEEP_MAX + 2];
 };
 
 void at_parser_init(struct at_parser *p, const struct at_parser_ops *ops, void *arg);
 void at_parser_feed(struct at_parser *p, const uint8_t *buf, size_t n);
+/* Same, with the arrival time (the passthrough "+++" guard needs it). */
+void at_parser_feed_at(struct at_parser *p, const uint8_t *buf, size_t n, uint64_t now);
+/* Enter passthrough at time now (the prompt went out then). */
+void at_parser_passthrough(struct at_parser *p, uint64_t now);
+/* When at_parser_tick() must run next (0: nothing pending). */
+uint64_t at_parser_deadline(const struct at_parser *p);
+/* Time passed: a held "+++" followed by silence exits (cancel op); held
+ * '+' that did not become "+++" in time are handed on as data. */
+void at_parser_tick(struct at_parser *p, uint64_t now);
 /* Set the mode; entering AT_PM_CMD starts a fresh line. */
 void at_parser_set_mode(struct at_parser *p, enum at_pmode m);
 /* Enter AT_PM_DATA for exactly n (> 0) bytes. */

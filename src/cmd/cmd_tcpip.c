@@ -14,8 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-enum { SEND_NORMAL, SEND_EX, SEND_LONG };
-
 static struct device *dev(struct at_req *r)
 {
 	return r->dev;
@@ -27,10 +25,12 @@ static struct tcpip *tc(struct device *d)
 }
 
 /* The id printed in messages: none in single connection mode (§2). */
-static int shown_id(struct device *d, int id)
+int tcpip_shown_id(struct device *d, int id)
 {
 	return tc(d)->mux ? id : -1;
 }
+
+#define shown_id tcpip_shown_id
 
 const char *tcpip_type_str(const struct link *lk)
 {
@@ -61,7 +61,7 @@ static bool passive(struct device *d, int id)
 /* Reading policy: active links read one +IPD's worth at a time and only
  * while the serial side keeps up; passive links fill the module's window
  * (§2.28, design.md §1 back-pressure). */
-static void set_policy(struct device *d, struct link *lk)
+void tcpip_set_policy(struct device *d, struct link *lk)
 {
 	if (!link_open(lk))
 		return;
@@ -71,13 +71,25 @@ static void set_policy(struct device *d, struct link *lk)
 		link_set_reading(lk, !serial_congested(d->serial), LINK_IPD_MAX);
 }
 
-static void finish_close(struct device *d, struct link *lk)
+#define set_policy tcpip_set_policy
+
+void tcpip_close_link(struct device *d, struct link *lk)
 {
 	int id = lk->id;
+	server_forget(d, lk);
 	link_close(lk);
 	tc(d)->notified[id] = false;
 	tc(d)->close_held[id] = false;
 	at_out_closed(&d->at.out, shown_id(d, id));
+}
+
+#define finish_close tcpip_close_link
+
+/* The passthrough link (CIPMODE=1): its bytes go out raw, without +IPD,
+ * in passthrough and in command mode alike (§2.19, §4.3, §4.4). */
+static bool transparent(struct device *d, const struct link *lk)
+{
+	return d->cipmode == 1 && lk->id == 0;
 }
 
 static void pump_link(struct device *d, struct link *lk)
@@ -87,6 +99,21 @@ static void pump_link(struct device *d, struct link *lk)
 	int id = lk->id;
 	if (!link_open(lk) || o->hold)
 		return;
+	if (transparent(d, lk)) {
+		while (link_buffered(lk) && !serial_congested(d->serial)) {
+			size_t n = link_buffered(lk);
+			at_out_raw(o, buf_head(&lk->rx), n);
+			link_consume(lk, n);
+		}
+		if (!link_buffered(lk) && t->close_held[id]) {
+			t->close_held[id] = false;
+			if (!pt_link_lost(d, lk))
+				finish_close(d, lk);
+		} else {
+			link_set_reading(lk, !serial_congested(d->serial), LINK_IPD_MAX);
+		}
+		return;
+	}
 	if (passive(d, id)) {
 		size_t have = link_buffered(lk);
 		if (have && !t->notified[id]) {
@@ -129,6 +156,8 @@ void tcpip_resume(struct device *d)
 
 static void ev_received(void *arg, struct link *lk)
 {
+	if (lk->server_side)
+		server_touch(arg, lk); /* traffic from the client restarts CIPSTO */
 	pump_link(arg, lk);
 }
 
@@ -137,6 +166,8 @@ static void ev_peer_closed(void *arg, struct link *lk, int err)
 	struct device *d = arg;
 	if (err)
 		log_info("link %d: connection lost: %s", lk->id, strerror(-err));
+	if (transparent(d, lk) && !link_buffered(lk) && pt_link_lost(d, lk))
+		return;
 	/* CLOSED comes after the data still buffered (§2.28: in passive mode
 	 * not before the host has read it). */
 	tc(d)->close_held[lk->id] = true;
@@ -156,10 +187,26 @@ static void start_failed(struct device *d, struct link *lk, int err, bool had_so
 		at_out_closed(&d->at.out, shown_id(d, lk->id));
 }
 
+void tcpip_announce(struct device *d, struct link *lk)
+{
+	if (d->sysmsg & 2) {
+		char ip[INET6_ADDRSTRLEN];
+		link_addr_str(&lk->remote, ip, sizeof(ip));
+		at_out_link_conn(&d->at.out, lk->id, tcpip_type_str(lk), lk->server_side, ip,
+				 link_addr_port(&lk->remote), lk->local_port);
+	} else {
+		at_out_connect(&d->at.out, shown_id(d, lk->id));
+	}
+}
+
 static void ev_connect_done(void *arg, struct link *lk, int err)
 {
 	struct device *d = arg;
 	struct tcpip *t = tc(d);
+	if (t->pt_reconnecting) {
+		pt_connect_done(d, lk, err);
+		return;
+	}
 	if (err) {
 		char ip[INET6_ADDRSTRLEN];
 		link_addr_str(&lk->remote, ip, sizeof(ip));
@@ -171,14 +218,7 @@ static void ev_connect_done(void *arg, struct link *lk, int err)
 	t->ever_linked = true;
 	t->notified[lk->id] = false;
 	t->close_held[lk->id] = false;
-	if (d->sysmsg & 2) {
-		char ip[INET6_ADDRSTRLEN];
-		link_addr_str(&lk->remote, ip, sizeof(ip));
-		at_out_link_conn(&d->at.out, lk->id, tcpip_type_str(lk), 0, ip,
-				 link_addr_port(&lk->remote), lk->local_port);
-	} else {
-		at_out_connect(&d->at.out, shown_id(d, lk->id));
-	}
+	tcpip_announce(d, lk);
 	at_engine_complete(&d->at, AT_RC_OK);
 	set_policy(d, lk);
 	pump_link(d, lk);
@@ -338,6 +378,13 @@ static enum at_rc start_link(struct at_req *r, int id, int first)
 	if (d->cipmode && (t->mux || d->server_running))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	t->pending_id = id;
+	if (id == 0 && !t->mux) {
+		struct pt_target pt = { .valid = true, .proto = t->start_proto, .v6 = v6,
+					.port = t->start_port, .keepalive = t->start_keepalive,
+					.local_port = t->start_local_port };
+		snprintf(pt.host, sizeof(pt.host), "%.64s", host);
+		pt_remember(d, &pt);
+	}
 	/* Without a timeout a dead DNS server could hold the command for a
 	 * minute; 10 s is what a module's lookup gives up after. */
 	t->query = dns_resolve(t->dns, host, v6 ? DNS_V6_ONLY : DNS_PREFER_V4,
@@ -380,6 +427,10 @@ static void ev_send_done(void *arg, struct link *lk, int err)
 {
 	struct device *d = arg;
 	struct tcpip *t = tc(d);
+	if (t->send_kind == SEND_PASSTHROUGH) {
+		pt_send_done(d, lk, err);
+		return;
+	}
 	if (err)
 		log_info("link %d: send failed: %s", lk->id, strerror(-err));
 	if (t->send_kind == SEND_LONG) {
@@ -493,6 +544,10 @@ void tcpip_data(struct device *d, const uint8_t *p, size_t n, int done)
 {
 	struct tcpip *t = tc(d);
 	struct link *lk = &t->links[t->send_id];
+	if (t->pt_active) {
+		pt_data(d, p, n);
+		return;
+	}
 	if (t->send_kind == SEND_LONG) {
 		send_long_chunk(d, p, n, done);
 		return;
@@ -566,15 +621,13 @@ static void send_long_chunk(struct device *d, const uint8_t *p, size_t n, int do
 		serial_pause_input(d->serial, buf_used(&t->sendbuf) >= SENDL_QUEUE_MAX);
 }
 
-static enum at_rc cipsend_exec(struct at_req *r)
-{
-	/* Entering passthrough comes with the passthrough issue. */
-	return at_fail(r, AT_ERR_EXEC_FAIL);
-}
-
 void tcpip_cancel(struct device *d)
 {
 	struct tcpip *t = tc(d);
+	if (t->pt_active) {
+		pt_exit(d);
+		return;
+	}
 	at_out_hold(&d->at.out, false);
 	buf_reset(&t->sendbuf);
 	serial_pause_input(d->serial, false);
@@ -768,12 +821,19 @@ static const struct link_events link_ev = {
 	.send_done = ev_send_done,
 };
 
+const struct link_events *tcpip_link_events(void)
+{
+	return &link_ev;
+}
+
 void tcpip_init_links(struct device *d)
 {
 	struct tcpip *t = tc(d);
 	for (int i = 0; i < LINK_MAX; i++)
 		link_init(&t->links[i], i, d->loop, &link_ev, d);
 	buf_init(&t->sendbuf);
+	server_state_init(d);
+	pt_state_init(d);
 }
 
 void tcpip_reset(struct device *d)
@@ -789,6 +849,8 @@ void tcpip_reset(struct device *d)
 	}
 	buf_reset(&t->sendbuf);
 	t->ever_linked = false;
+	server_reset(d);
+	pt_reset(d);
 }
 
 void tcpip_free(struct device *d)
@@ -815,7 +877,7 @@ static const struct at_cmd tcpip_cmds[] = {
 	/* name            test  query              setup               exec */
 	{ "+CIPSTART",     NULL, NULL,              cipstart_setup,     NULL },
 	{ "+CIPSTARTEX",   NULL, NULL,              cipstartex_setup,   NULL },
-	{ "+CIPSEND",      NULL, NULL,              cipsend_setup,      cipsend_exec },
+	{ "+CIPSEND",      NULL, NULL,              cipsend_setup,      pt_cipsend_exec },
 	{ "+CIPSENDEX",    NULL, NULL,              cipsendex_setup,    NULL },
 	{ "+CIPSENDL",     NULL, NULL,              cipsendl_setup,     NULL },
 	{ "+CIPCLOSE",     NULL, NULL,              cipclose_setup,     cipclose_exec },

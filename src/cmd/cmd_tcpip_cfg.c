@@ -189,6 +189,8 @@ void tcpip_load(struct device *d)
 	load_dns(d);
 	load_tcpopt(d);
 	tcpip_apply_dns(d);
+	server_load(d);
+	pt_load(d);
 }
 
 /* ---- AT+CIPSTATUS / AT+CIPSTATE? ---------------------------------------- */

@@ -39,20 +39,20 @@ static void fmt_mac(char out[18], const uint8_t m[6])
 static void ev_connected(void *arg)
 {
 	struct device *d = arg;
-	at_out_urc(&d->at.out, "WIFI CONNECTED");
+	at_out_wifi(&d->at.out, "WIFI CONNECTED");
 }
 
 static void ev_got_ip(void *arg)
 {
 	struct device *d = arg;
 	d->tcpip.ever_linked = false; /* CIPSTATUS 2 again, not 4 (§2.2) */
-	at_out_urc(&d->at.out, "WIFI GOT IP");
+	at_out_wifi(&d->at.out, "WIFI GOT IP");
 }
 
 static void ev_disconnected(void *arg)
 {
 	struct device *d = arg;
-	at_out_urc(&d->at.out, "WIFI DISCONNECT");
+	at_out_wifi(&d->at.out, "WIFI DISCONNECT");
 	tcpip_netif_down(d);
 }
 

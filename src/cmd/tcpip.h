@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "net/dns.h"
 #include "net/link.h"
+#include "net/server.h"
 
 #include <sys/socket.h>
 
@@ -18,6 +19,21 @@
 struct device;
 
 #define TCPIP_DNS_MAX 3
+
+/* What the send in flight is for. */
+enum { SEND_NORMAL, SEND_EX, SEND_LONG, SEND_PASSTHROUGH };
+
+/* How link 0 was opened: reconnects in passthrough (§4.5) and the boot
+ * passthrough of AT+SAVETRANSLINK (§2.8, §4.6) open it again this way. */
+struct pt_target {
+	bool valid;
+	int proto;          /* LINK_TCP / LINK_UDP */
+	bool v6;
+	char host[65];
+	int port;
+	int keepalive;
+	int local_port;     /* UDP */
+};
 
 struct tcpip {
 	int mux;                     /* AT+CIPMUX 0 single, 1 multiple */
@@ -57,6 +73,27 @@ struct tcpip {
 	int send_kind;               /* enum in cmd_tcpip.c */
 	bool ex_escape;              /* CIPSENDEX: previous byte was '\' */
 	uint64_t sendl_got, sendl_sent, sendl_next_report;
+
+	/* server: AT+CIPSERVER, AT+CIPSERVERMAXCONN, AT+CIPSTO (§2.17-§2.20) */
+	struct server server;
+	int server_ca, server_netif;
+	int server_maxconn;
+	int sto;                     /* seconds, 0 = never */
+	struct sto_slot {            /* per link idle timer */
+		struct loop_timer timer;
+		struct device *d;
+		int id;
+	} sto_slot[LINK_MAX];
+
+	/* passthrough: AT+CIPMODE=1 + AT+CIPSEND, AT+CIPRECONNINTV (§4) */
+	bool pt_active;              /* the serial side is raw data now */
+	bool pt_reconnecting;        /* a connect of link 0 made by passthrough */
+	struct buf pt_buf;           /* serial bytes not sent yet */
+	struct loop_timer pt_flush;  /* AT+TRANSINTVL idle time */
+	struct loop_timer pt_retry;  /* AT+CIPRECONNINTV */
+	int reconn_intv;             /* x 100 ms */
+	struct pt_target target;
+	uint64_t pt_dropped;         /* typed while the link was down */
 };
 
 extern const struct at_cmd_table cmd_tcpip_table;
@@ -85,5 +122,43 @@ struct link *tcpip_link(struct device *d, int id);
 void tcpip_data(struct device *d, const uint8_t *p, size_t n, int done);
 /* Type string of a link: "TCP", "UDPv6"... */
 const char *tcpip_type_str(const struct link *lk);
+/* The id shown in messages: -1 (none) in single connection mode. */
+int tcpip_shown_id(struct device *d, int id);
+/* Print CLOSED for a link and free it. */
+void tcpip_close_link(struct device *d, struct link *lk);
+/* Set a link's reading policy from its receive mode. */
+void tcpip_set_policy(struct device *d, struct link *lk);
+/* Announce a new link: CONNECT or +LINK_CONN (SYSMSG bit 1). */
+void tcpip_announce(struct device *d, struct link *lk);
+const struct link_events *tcpip_link_events(void);
+
+/* cmd_server.c */
+extern const struct at_cmd_table cmd_server_table;
+void server_state_init(struct device *d);
+void server_load(struct device *d);
+void server_reset(struct device *d);
+/* A server-side link had traffic from its client: restart AT+CIPSTO. */
+void server_touch(struct device *d, struct link *lk);
+void server_forget(struct device *d, struct link *lk);
+int server_start(struct device *d, bool v6, int port, int ca, int netif);
+
+/* cmd_passthrough.c */
+extern const struct at_cmd_table cmd_passthrough_table;
+void pt_state_init(struct device *d);
+void pt_load(struct device *d);
+void pt_reset(struct device *d);
+/* After "ready": a saved AT+SAVETRANSLINK starts passthrough (§4.6). */
+void pt_boot(struct device *d);
+void pt_data(struct device *d, const uint8_t *p, size_t n);
+void pt_exit(struct device *d);
+void pt_send_done(struct device *d, struct link *lk, int err);
+/* Link 0 broke while passthrough owns it; true when handled. */
+bool pt_link_lost(struct device *d, struct link *lk);
+/* A connect made by passthrough finished. */
+void pt_connect_done(struct device *d, struct link *lk, int err);
+/* Remember how link 0 was opened. */
+void pt_remember(struct device *d, const struct pt_target *t);
+/* AT+CIPSEND (execute): enter passthrough (§2.9). */
+enum at_rc pt_cipsend_exec(struct at_req *r);
 
 #endif

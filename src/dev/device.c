@@ -14,6 +14,8 @@ static const struct at_cmd_table *const tables[] = {
 	&cmd_wifi_table,
 	&cmd_tcpip_table,
 	&cmd_tcpip_cfg_table,
+	&cmd_server_table,
+	&cmd_passthrough_table,
 };
 
 static void sink(void *arg, const void *p, size_t n)
@@ -65,6 +67,7 @@ static void booted(void *arg)
 	at_out_ready(&d->at.out);
 	log_info("module ready (profile %s)", d->profile->name);
 	cmd_wifi_boot(d);
+	pt_boot(d);
 }
 
 int device_init(struct device *d, struct loop *l, struct serial *s, const struct device_opts *o)
@@ -91,6 +94,7 @@ int device_init(struct device *d, struct loop *l, struct serial *s, const struct
 	}
 	tcpip_init_links(d);
 	at_engine_init(&d->at, d, tables, sizeof(tables) / sizeof(tables[0]), &hooks, sink, d);
+	at_engine_set_loop(&d->at, l);
 	loop_timer_init(&d->boot_timer, booted, d);
 	return 0;
 }
