@@ -3,6 +3,7 @@
 #include "core/loop.h"
 #include "core/trace.h"
 #include "dev/device.h"
+#include "net/policy.h"
 #include "store/store.h"
 #include "transport/serial.h"
 #include "transport/transport.h"
@@ -71,6 +72,11 @@ static void usage(FILE *f)
 "  --dns-port PORT      port of the AT+CIPDNS servers (default 53; for tests that\n"
 "                       run their own DNS server unprivileged)\n"
 "\n"
+"Safety:\n"
+"  --allow CIDR[:PORT[-PORT]]  let the MCU reach only these destinations\n"
+"                       (repeatable; without any, everything is allowed), e.g.\n"
+"                       --allow 10.0.0.0/8 --allow 192.0.2.7:443 --allow [::1]:80\n"
+"\n"
 "Diagnostics:\n"
 "  --log-level LEVEL    error, warn, info (default) or debug; logs go to stderr\n"
 "  --trace FILE         write every serial byte, both ways, timestamped\n"
@@ -108,7 +114,7 @@ static char *default_state_dir(void)
 
 enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
        OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
-       OPT_STDIO, OPT_DNSPORT, OPT_RECVLEN };
+       OPT_STDIO, OPT_DNSPORT, OPT_RECVLEN, OPT_ALLOW };
 
 static const struct option longopts[] = {
 	{ "pty", required_argument, NULL, OPT_PTY },
@@ -128,6 +134,7 @@ static const struct option longopts[] = {
 	{ "join-time", required_argument, NULL, OPT_JOIN },
 	{ "boot-time", required_argument, NULL, OPT_BOOT },
 	{ "dns-port", required_argument, NULL, OPT_DNSPORT },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
 	{ "recvlen-idle", required_argument, NULL, OPT_RECVLEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -202,6 +209,8 @@ static int make_transport(const struct options *o, struct loop *l, struct transp
 	return transport_stdio_new(t, l);
 }
 
+static struct policy the_policy;
+
 static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps)
 {
 	int c;
@@ -234,6 +243,13 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 		case OPT_BOOT:
 			if (parse_u32(optarg, 0, 60000, &o->boot_ms) < 0) {
 				fprintf(stderr, "espatd: --boot-time wants milliseconds, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_ALLOW:
+			if (policy_add(&the_policy, optarg) < 0) {
+				fprintf(stderr, "espatd: bad --allow '%s' (want CIDR[:PORT[-PORT]], "
+						"e.g. 10.0.0.0/8:443 or [::1]:80)\n", optarg);
 				return -1;
 			}
 			break;
@@ -334,6 +350,7 @@ int main(int argc, char **argv)
 			  .flow = o.rtscts ? 3 : 0 },
 		.recvlen_idle = o.recvlen_idle,
 		.dns_port = (uint16_t)o.dns_port,
+		.policy = &the_policy,
 	};
 	struct device *d = &the_device;
 	rc = serial_init(&the_serial, t, &serial_ev, d);
@@ -356,6 +373,9 @@ int main(int argc, char **argv)
 	loop_signal(l, SIGTERM, on_stop_signal, l);
 	loop_signal(l, SIGINT, on_stop_signal, l);
 
+	if (the_policy.n)
+		log_info("egress policy: %zu --allow rule(s); every other destination is refused",
+			 the_policy.n);
 	log_info("espatd %s imitating %s on %s; state in %s; Wi-Fi: %s", ESPATD_VERSION,
 		 prof->name, t->desc, state_dir ? state_dir : "RAM only",
 		 aps.naps ? "configured access points" : "lab mode (any SSID joins)");
@@ -366,6 +386,7 @@ int main(int argc, char **argv)
 	serial_free(&the_serial);
 	loop_free(l);
 	trace_close();
+	policy_free(&the_policy);
 	free(state_dir);
 	return rc < 0 ? 1 : 0;
 }

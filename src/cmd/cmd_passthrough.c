@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "dev/device.h"
+#include "net/policy.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -169,6 +170,12 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 		((struct sockaddr_in6 *)(void *)&a)->sin6_port = htons((uint16_t)t->target.port);
 	else
 		((struct sockaddr_in *)(void *)&a)->sin_port = htons((uint16_t)t->target.port);
+	if (!policy_allows(d->opts.policy, &a)) {
+		log_warn("passthrough: %s port %d refused by the egress policy (--allow)",
+			 t->target.host, t->target.port);
+		retry_later(d);
+		return;
+	}
 	struct link_opts o = t->opts[0];
 	if (t->target.keepalive >= 0)
 		o.keepalive = t->target.keepalive;

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "dev/device.h"
+#include "net/policy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -241,6 +242,14 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 		((struct sockaddr_in6 *)(void *)&remote)->sin6_port = htons((uint16_t)t->start_port);
 	else
 		((struct sockaddr_in *)(void *)&remote)->sin_port = htons((uint16_t)t->start_port);
+	if (!policy_allows(d->opts.policy, &remote)) {
+		char ip[INET6_ADDRSTRLEN];
+		link_addr_str(&remote, ip, sizeof(ip));
+		log_warn("link %d: %s port %d refused by the egress policy (--allow); the module "
+			 "sees an unreachable host", lk->id, ip, t->start_port);
+		start_failed(d, lk, -EHOSTUNREACH, true);
+		return;
+	}
 	struct link_opts o = t->opts[lk->id];
 	if (t->start_keepalive >= 0)
 		o.keepalive = t->start_keepalive;
@@ -476,6 +485,12 @@ static int parse_dest(struct at_req *r, int idx, struct link *lk)
 		a6->sin6_port = htons((uint16_t)port);
 	} else {
 		r->errcode = AT_ERR_PARA_INVALID(idx);
+		return -1;
+	}
+	if (!policy_allows(r->dev->opts.policy, a)) {
+		log_warn("UDP datagram to %s port %d refused by the egress policy (--allow)", host,
+			 (int)port);
+		r->errcode = AT_ERR_EXEC_FAIL;
 		return -1;
 	}
 	t->send_has_dest = true;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct store;
+struct policy;
 
 struct ipv4_cfg {
 	bool set;
@@ -48,6 +49,7 @@ struct device_opts {
 	struct line_cfg uart;       /* line at power-up (before UART_DEF) */
 	int recvlen_idle;           /* --recvlen-idle: -1 (ESP-AT 2.x) or 0 (3.x) */
 	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
+	const struct policy *policy; /* --allow: where the MCU may connect */
 };
 
 struct device {
