@@ -31,7 +31,6 @@ int tcpip_shown_id(struct device *d, int id)
 	return tc(d)->mux ? id : -1;
 }
 
-#define shown_id tcpip_shown_id
 
 const char *tcpip_type_str(const struct link *lk)
 {
@@ -72,7 +71,6 @@ void tcpip_set_policy(struct device *d, struct link *lk)
 		link_set_reading(lk, !serial_congested(d->serial), LINK_IPD_MAX);
 }
 
-#define set_policy tcpip_set_policy
 
 void tcpip_close_link(struct device *d, struct link *lk)
 {
@@ -81,10 +79,9 @@ void tcpip_close_link(struct device *d, struct link *lk)
 	link_close(lk);
 	tc(d)->notified[id] = false;
 	tc(d)->close_held[id] = false;
-	at_out_closed(&d->at.out, shown_id(d, id));
+	at_out_closed(&d->at.out, tcpip_shown_id(d, id));
 }
 
-#define finish_close tcpip_close_link
 
 /* The passthrough link (CIPMODE=1): its bytes go out raw, without +IPD,
  * in passthrough and in command mode alike (§2.19, §4.3, §4.4). */
@@ -109,7 +106,7 @@ static void pump_link(struct device *d, struct link *lk)
 		if (!link_buffered(lk) && t->close_held[id]) {
 			t->close_held[id] = false;
 			if (!pt_link_lost(d, lk))
-				finish_close(d, lk);
+				tcpip_close_link(d, lk);
 		} else {
 			link_set_reading(lk, !serial_congested(d->serial), LINK_IPD_MAX);
 		}
@@ -120,11 +117,11 @@ static void pump_link(struct device *d, struct link *lk)
 		if (have && !t->notified[id]) {
 			size_t shown = t->report_mode[id] && lk->proto == LINK_UDP ? link_next_len(lk)
 										     : have;
-			at_out_ipd_notice(o, shown_id(d, id), shown);
+			at_out_ipd_notice(o, tcpip_shown_id(d, id), shown);
 			t->notified[id] = true;
 		}
 		if (!have && t->close_held[id])
-			finish_close(d, lk);
+			tcpip_close_link(d, lk);
 		return;
 	}
 	while (link_buffered(lk) && !serial_congested(d->serial) && !o->hold) {
@@ -134,14 +131,14 @@ static void pump_link(struct device *d, struct link *lk)
 		char ip[INET6_ADDRSTRLEN];
 		const struct sockaddr_storage *from = link_next_from(lk);
 		link_addr_str(from, ip, sizeof(ip));
-		at_out_ipd(o, shown_id(d, id), n, t->dinfo ? ip : NULL, link_addr_port(from),
+		at_out_ipd(o, tcpip_shown_id(d, id), n, t->dinfo ? ip : NULL, link_addr_port(from),
 			   buf_head(&lk->rx));
 		link_consume(lk, n);
 	}
 	if (!link_buffered(lk) && t->close_held[id])
-		finish_close(d, lk);
+		tcpip_close_link(d, lk);
 	else
-		set_policy(d, lk);
+		tcpip_set_policy(d, lk);
 }
 
 static void pump_all(struct device *d)
@@ -185,7 +182,7 @@ static void start_failed(struct device *d, struct link *lk, int err, bool had_so
 	/* A real module's cleanup prints CLOSED after the ERROR once a socket
 	 * existed (§2.5, observed on ESP-AT 2.x). */
 	if (had_socket)
-		at_out_closed(&d->at.out, shown_id(d, lk->id));
+		at_out_closed(&d->at.out, tcpip_shown_id(d, lk->id));
 }
 
 void tcpip_announce(struct device *d, struct link *lk)
@@ -196,7 +193,7 @@ void tcpip_announce(struct device *d, struct link *lk)
 		at_out_link_conn(&d->at.out, lk->id, tcpip_type_str(lk), lk->server_side, ip,
 				 link_addr_port(&lk->remote), lk->local_port);
 	} else {
-		at_out_connect(&d->at.out, shown_id(d, lk->id));
+		at_out_connect(&d->at.out, tcpip_shown_id(d, lk->id));
 	}
 }
 
@@ -221,7 +218,7 @@ static void ev_connect_done(void *arg, struct link *lk, int err)
 	t->close_held[lk->id] = false;
 	tcpip_announce(d, lk);
 	at_engine_complete(&d->at, AT_RC_OK);
-	set_policy(d, lk);
+	tcpip_set_policy(d, lk);
 	pump_link(d, lk);
 }
 
@@ -283,7 +280,7 @@ static bool parse_type(const char *s, int *proto, bool *v6)
 
 static bool station_up(struct device *d)
 {
-	return wifi_has_ip(&d->wifi) || d->ws.mode == 2 || d->ws.mode == 3;
+	return wifi_has_ip(&d->wifi) || device_ap_on(d);
 }
 
 static int parse_local_ip(struct at_req *r, int idx, bool v6, struct tcpip *t)
@@ -664,7 +661,7 @@ static enum at_rc close_one(struct at_req *r, int id)
 		log_info("AT+CIPCLOSE: link %d is not connected", id);
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	}
-	finish_close(d, lk); /* unread passive data is discarded, §2.13 */
+	tcpip_close_link(d, lk); /* unread passive data is discarded, §2.13 */
 	return AT_RC_OK;
 }
 
@@ -681,7 +678,7 @@ static enum at_rc cipclose_setup(struct at_req *r)
 	bool any = false;
 	for (int i = 0; i < LINK_MAX; i++) {
 		if (link_in_use(&tc(d)->links[i])) {
-			finish_close(d, &tc(d)->links[i]);
+			tcpip_close_link(d, &tc(d)->links[i]);
 			any = true;
 		}
 	}
@@ -705,7 +702,7 @@ static void set_recv_mode(struct device *d, int id, int mode, int report)
 	if (report >= 0)
 		t->report_mode[id] = report;
 	t->notified[id] = false;
-	set_policy(d, &t->links[id]);
+	tcpip_set_policy(d, &t->links[id]);
 }
 
 static enum at_rc ciprecvmode_query(struct at_req *r)
@@ -801,10 +798,10 @@ static enum at_rc ciprecvdata_setup(struct at_req *r)
 	if (link_buffered(lk)) {
 		size_t shown = t->report_mode[id] && lk->proto == LINK_UDP ? link_next_len(lk)
 									  : link_buffered(lk);
-		at_out_ipd_notice(r->out, shown_id(d, (int)id), shown);
+		at_out_ipd_notice(r->out, tcpip_shown_id(d, (int)id), shown);
 		t->notified[id] = true;
 	} else if (t->close_held[id]) {
-		finish_close(d, lk);
+		tcpip_close_link(d, lk);
 	}
 	return AT_RC_DONE;
 }
@@ -884,7 +881,7 @@ void tcpip_netif_down(struct device *d)
 	for (int i = 0; i < LINK_MAX; i++) {
 		struct link *lk = &tc(d)->links[i];
 		if (link_in_use(lk) && !tc(d)->connpersist[i] && !lk->server_side)
-			finish_close(d, lk);
+			tcpip_close_link(d, lk);
 	}
 }
 

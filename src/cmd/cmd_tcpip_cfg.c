@@ -31,20 +31,6 @@ static struct device *dev(struct at_req *r)
 	return r->dev;
 }
 
-static bool sta_on(const struct device *d)
-{
-	return d->ws.mode == 1 || d->ws.mode == 3;
-}
-
-static bool ap_on(const struct device *d)
-{
-	return d->ws.mode == 2 || d->ws.mode == 3;
-}
-
-static void fmt_mac(char out[18], const uint8_t m[6])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
 
 /* Normalise a numeric IPv4/IPv6 address; -1 if it is not one. A zone
  * ("%eth0") is dropped, as lwIP has none to print. */
@@ -225,7 +211,7 @@ static void print_links(struct at_req *r, const char *name)
 /* <stat> of AT+CIPSTATUS (§2.2, g_sta_state). */
 static int sta_stat(const struct device *d)
 {
-	if (!sta_on(d))
+	if (!device_sta_on(d))
 		return 0;
 	bool any = false;
 	for (int i = 0; i < LINK_MAX; i++)
@@ -267,12 +253,12 @@ static enum at_rc cifsr_exec(struct at_req *r)
 	char mac[18];
 	/* AP lines only with a SoftAP, STA lines only with a station (§2.15).
 	 * The SoftAP is virtual and has no IPv6 address. */
-	if (ap_on(d)) {
+	if (device_ap_on(d)) {
 		cifsr_ip(r, "APIP", AF_INET, &d->ws.ap.ip);
-		fmt_mac(mac, d->ws.ap_mac);
+		wifi_format_mac(mac, d->ws.ap_mac);
 		at_out_line(r->out, "+CIFSR:APMAC,\"%s\"", mac);
 	}
-	if (sta_on(d)) {
+	if (device_sta_on(d)) {
 		struct in_addr zero = { 0 };
 		bool up = wifi_has_ip(&d->wifi);
 		/* Same source as AT+CIPSTA?: the static address if one is set,
@@ -285,7 +271,7 @@ static enum at_rc cifsr_exec(struct at_req *r)
 			cifsr_ip(r, "STAIP6LL", AF_INET6, &d->wifi.host.ip6ll);
 		if (d->ipv6 && up && d->wifi.host.has_ip6gl)
 			cifsr_ip(r, "STAIP6GL", AF_INET6, &d->wifi.host.ip6gl);
-		fmt_mac(mac, d->ws.sta_mac);
+		wifi_format_mac(mac, d->ws.sta_mac);
 		at_out_line(r->out, "+CIFSR:STAMAC,\"%s\"", mac);
 	}
 	return AT_RC_OK;

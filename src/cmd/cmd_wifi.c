@@ -19,20 +19,6 @@ static struct device *dev(struct at_req *r)
 	return r->dev;
 }
 
-static bool sta_on(const struct device *d)
-{
-	return d->ws.mode == 1 || d->ws.mode == 3;
-}
-
-static bool ap_on(const struct device *d)
-{
-	return d->ws.mode == 2 || d->ws.mode == 3;
-}
-
-static void fmt_mac(char out[18], const uint8_t m[6])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
 
 /* ---- events from the virtual station --------------------------------- */
 
@@ -157,7 +143,7 @@ void cmd_wifi_load(struct device *d)
 void cmd_wifi_boot(struct device *d)
 {
 	/* A stored join with CWAUTOCONN=1 joins at power-up (§5.5). */
-	if (d->ws.have_join && d->ws.autoconn && sta_on(d) && d->ws.join.ssid[0]) {
+	if (d->ws.have_join && d->ws.autoconn && device_sta_on(d) && d->ws.join.ssid[0]) {
 		log_info("auto-joining saved access point \"%s\"", d->ws.join.ssid);
 		wifi_join(&d->wifi, &d->ws.join);
 	}
@@ -191,12 +177,12 @@ static enum at_rc cwmode_setup(struct at_req *r)
 	if (!at_nargs(r, 1, 2) || at_get_int(r, 0, 0, 3, true, &mode) < 0 ||
 	    at_get_int(r, 1, 0, 1, false, &autoc) < 0)
 		return AT_RC_ERROR;
-	bool had_sta = sta_on(d);
+	bool had_sta = device_sta_on(d);
 	d->ws.mode = (int)mode;
 	device_save_int(d, NS_WIFI, "mode", mode, false);
-	if (had_sta && !sta_on(d))
+	if (had_sta && !device_sta_on(d))
 		leave(d);
-	else if (!had_sta && sta_on(d) && autoc && d->ws.have_join && d->ws.join.ssid[0])
+	else if (!had_sta && device_sta_on(d) && autoc && d->ws.have_join && d->ws.join.ssid[0])
 		wifi_join(&d->wifi, &d->ws.join);
 	return AT_RC_OK;
 }
@@ -209,7 +195,7 @@ static enum at_rc cwjap_query(struct at_req *r)
 	if (d->wifi.state != WIFI_ST_GOT_IP && d->wifi.state != WIFI_ST_NO_IP)
 		return AT_RC_OK; /* not connected: no line, just OK (§5.5) */
 	char mac[18];
-	fmt_mac(mac, d->wifi.cur.bssid);
+	wifi_format_mac(mac, d->wifi.cur.bssid);
 	const struct wifi_join_cfg *j = &d->wifi.cfg;
 	at_out_line(r->out, "+CWJAP:\"%s\",\"%s\",%d,%d,%d,%d,%d,%d,%d", d->wifi.cur.ssid, mac,
 		    d->wifi.cur.channel, d->wifi.cur.rssi, j->pci_en, d->ws.reconn_interval,
@@ -220,7 +206,7 @@ static enum at_rc cwjap_query(struct at_req *r)
 static enum at_rc start_join(struct at_req *r)
 {
 	struct device *d = dev(r);
-	if (!sta_on(d))
+	if (!device_sta_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	/* Already connected: the module leaves first (WIFI DISCONNECT). */
 	if (d->wifi.state == WIFI_ST_GOT_IP || d->wifi.state == WIFI_ST_NO_IP)
@@ -238,7 +224,7 @@ static enum at_rc cwjap_setup(struct at_req *r)
 	char mac[20];
 	if (!at_nargs(r, 1, 9))
 		return AT_RC_ERROR;
-	if (!sta_on(d))
+	if (!device_sta_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	int s = at_get_str(r, 0, 32, false, j.ssid, sizeof(j.ssid));
 	int p = at_get_str(r, 1, 63, false, j.pwd, sizeof(j.pwd));
@@ -337,7 +323,7 @@ static int cmp_rssi(const void *a, const void *b)
 static void print_ap(struct device *d, const struct wifi_ap *ap)
 {
 	char mac[18], line[256] = "";
-	fmt_mac(mac, ap->bssid);
+	wifi_format_mac(mac, ap->bssid);
 	int cipher = ap->ecn == 0 ? 0 : ap->ecn == 1 ? 1 : 4;
 	/* Fields in mask-bit order; the first printed one has no comma. */
 	char f[11][48];
@@ -386,7 +372,7 @@ static void scan_done(void *arg)
 static enum at_rc start_scan(struct at_req *r)
 {
 	struct device *d = dev(r);
-	if (!sta_on(d))
+	if (!device_sta_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	loop_timer_init(&d->scan_timer, scan_done, d);
 	/* A scan takes time on the module: the command stays busy. */
@@ -507,7 +493,7 @@ static enum at_rc cwhostname_setup(struct at_req *r)
 	char name[33];
 	if (!at_nargs(r, 1, 1) || at_get_str(r, 0, 32, true, name, sizeof(name)) < 0)
 		return AT_RC_ERROR;
-	if (!sta_on(d) || !name[0])
+	if (!device_sta_on(d) || !name[0])
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	snprintf(d->ws.hostname, sizeof(d->ws.hostname), "%s", name); /* not saved */
 	return AT_RC_OK;
@@ -608,7 +594,7 @@ static enum at_rc cipsta_setup(struct at_req *r)
 {
 	struct device *d = dev(r);
 	struct ipv4_cfg c = { 0 };
-	if (!sta_on(d))
+	if (!device_sta_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	if (parse_ipv4_args(r, &c) < 0)
 		return AT_RC_ERROR;
@@ -622,7 +608,7 @@ static enum at_rc cipsta_setup(struct at_req *r)
 static enum at_rc cipap_query(struct at_req *r)
 {
 	struct device *d = dev(r);
-	if (!ap_on(d))
+	if (!device_ap_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	print_ip_lines(r, "CIPAP", d->ws.ap.ip, d->ws.ap.gw, d->ws.ap.mask);
 	return AT_RC_OK;
@@ -632,7 +618,7 @@ static enum at_rc cipap_setup(struct at_req *r)
 {
 	struct device *d = dev(r);
 	struct ipv4_cfg c = { 0 };
-	if (!ap_on(d))
+	if (!device_ap_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	if (parse_ipv4_args(r, &c) < 0)
 		return AT_RC_ERROR;
@@ -662,7 +648,7 @@ static void default_softap(struct device *d)
 static enum at_rc cwsap_query(struct at_req *r)
 {
 	struct device *d = dev(r);
-	if (!ap_on(d))
+	if (!device_ap_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	const struct softap_cfg *s = &d->ws.sap;
 	at_out_line(r->out, "+CWSAP:\"%s\",\"%s\",%d,%d,%d,%d", s->ssid, s->pwd, s->channel, s->ecn,
@@ -680,7 +666,7 @@ static enum at_rc cwsap_setup(struct at_req *r)
 	    at_get_int(r, 2, 1, 13, true, &ch) < 0 || at_get_int(r, 3, 0, 4, true, &ecn) < 0 ||
 	    at_get_int(r, 4, 1, 10, false, &maxc) < 0 || at_get_int(r, 5, 0, 1, false, &hidden) < 0)
 		return AT_RC_ERROR;
-	if (!ap_on(d))
+	if (!device_ap_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	/* WEP is not offered; an open AP has no password; WPA needs 8..64. */
 	size_t pl = strlen(s.pwd);
@@ -698,7 +684,7 @@ static enum at_rc cwsap_setup(struct at_req *r)
 static enum at_rc cwlif_exec(struct at_req *r)
 {
 	/* Nobody joins the virtual SoftAP: the station list is empty. */
-	if (!ap_on(dev(r)))
+	if (!device_ap_on(dev(r)))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	return AT_RC_OK;
 }
@@ -708,7 +694,7 @@ static enum at_rc cwlif_exec(struct at_req *r)
 static enum at_rc mac_query(struct at_req *r, const char *name, const uint8_t *m)
 {
 	char s[18];
-	fmt_mac(s, m);
+	wifi_format_mac(s, m);
 	at_out_line(r->out, "+%s:\"%s\"", name, s);
 	return AT_RC_OK;
 }

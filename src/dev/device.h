@@ -83,6 +83,17 @@ struct device {
 	bool server_running;        /* AT+CIPSERVER (server issue) */
 };
 
+/* CWMODE has a station (1, 3) / a SoftAP (2, 3). */
+static inline bool device_sta_on(const struct device *d)
+{
+	return d->ws.mode == 1 || d->ws.mode == 3;
+}
+
+static inline bool device_ap_on(const struct device *d)
+{
+	return d->ws.mode == 2 || d->ws.mode == 3;
+}
+
 /* Set up everything but do not boot yet. */
 int device_init(struct device *d, struct loop *l, struct serial *s, const struct device_opts *o);
 void device_free(struct device *d);

@@ -43,6 +43,11 @@ int wifi_parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+void wifi_format_mac(char out[18], const uint8_t m[6])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
 /* A stable, locally administered BSSID for an SSID that has none. */
 static void bssid_from_ssid(const char *ssid, uint8_t mac[6])
 {

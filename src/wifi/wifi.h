@@ -97,5 +97,7 @@ size_t wifi_scan(const struct wifi *w, struct wifi_ap *out, size_t max);
 int wifi_refresh_host(struct wifi *w);
 
 int wifi_parse_mac(const char *s, uint8_t mac[6]);
+/* "xx:xx:xx:xx:xx:xx", lower case, as ESP-AT prints MACs (§5.5). */
+void wifi_format_mac(char out[18], const uint8_t mac[6]);
 
 #endif

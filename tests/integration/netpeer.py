@@ -46,6 +46,32 @@ class UdpPeer:
         self.sock.close()
 
 
+class HangingListener:
+    """A listener whose backlog is full: the next connect to it hangs (its
+    SYN is dropped) until a timeout, all on loopback."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fillers.append(f)
+        time.sleep(0.1)
+
+    def close(self):
+        for f in self.fillers:
+            f.close()
+        self.sock.close()
+
+
 def free_port(family=socket.AF_INET, kind=socket.SOCK_STREAM):
     s = socket.socket(family, kind)
     s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import espat
-from netpeer import Demux, TcpServer, UdpPeer, free_port, recv_exact
+from netpeer import Demux, HangingListener, TcpServer, UdpPeer, free_port, recv_exact
 
 ALL_BYTES = bytes(range(256))
 
@@ -157,31 +157,15 @@ def test_keepalive_and_local_ip(espatd, srv):
 
 
 def test_start_busy_while_connecting(espatd):
-    # 192.0.2.1 (TEST-NET) never answers inside a namespace-less CI? Use a
-    # listener with a full backlog instead: connect stays pending.
     d = espatd()
     c = joined(d, mux=True)
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    fillers = []
-    for _ in range(4):
-        f = socket.socket()
-        f.setblocking(False)
-        try:
-            f.connect(ls.getsockname())
-        except BlockingIOError:
-            pass
-        fillers.append(f)
-    time.sleep(0.1)
-    c.write(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d,0,,500\r\n' % ls.getsockname()[1])
+    ls = HangingListener()
+    c.write(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d,0,,500\r\n' % ls.port)
     time.sleep(0.05)
     c.write(b"AT\r\n")
     out = c.read_until(b"\r\nERROR\r\n", timeout=5)
     assert out.startswith(b"\r\nbusy p...\r\n") or b"CONNECT" in out
     c.drain(0.2)
-    for f in fillers:
-        f.close()
     ls.close()
 
 
@@ -636,28 +620,14 @@ def test_connect_in_progress_does_not_stall_other_links(espatd, srv):
     c.transact(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
     peer = srv.accept()
     # a listener whose backlog is full leaves the next connect hanging
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    fill = []
-    for _ in range(3):
-        f = socket.socket()
-        f.setblocking(False)
-        try:
-            f.connect(ls.getsockname())
-        except BlockingIOError:
-            pass
-        fill.append(f)
-    time.sleep(0.05)
-    c.write(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d,0,,1500\r\n' % ls.getsockname()[1])
+    ls = HangingListener()
+    c.write(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d,0,,1500\r\n' % ls.port)
     time.sleep(0.1)
     peer.sendall(b"still flowing")
     out = c.read_until(b"\r\n+IPD,0,13:still flowing\r\n", timeout=1.0)
     assert b"ERROR" not in out and b"CONNECT" not in out, out
     # the hanging connect ends as the module's would: ERROR, then CLOSED
     c.expect_any([b"\r\nERROR\r\n1,CLOSED\r\n", b"1,CONNECT\r\n\r\nOK\r\n"], timeout=5)
-    for f in fill:
-        f.close()
     ls.close()
     c.drain(0.1)
     c.cmd(b"AT+CIPCLOSE=5\r\n")
