@@ -78,8 +78,34 @@ static void accepted(void *arg, int fd)
 		close(fd);
 		return;
 	}
-	if (link_adopt(lk, fd, &t->opts[lk->id]) < 0) {
+	struct tls_cfg cfg, *tls = NULL;
+	if (t->server_ssl) {
+		char why[128] = "";
+		if (ssl_server_cfg(d, t->server_ca, &cfg, why, sizeof(why)) < 0) {
+			log_warn("server: SSL client refused: %s", why);
+			close(fd);
+			return;
+		}
+		tls = &cfg;
+	}
+	if (link_adopt(lk, fd, &t->opts[lk->id], tls) < 0) {
+		if (lk->tls_why[0])
+			log_warn("server: %s", lk->tls_why);
 		close(fd);
+		return;
+	}
+	if (tls) /* announced once the handshake succeeds */
+		return;
+	server_handshake_done(d, lk, 0);
+}
+
+void server_handshake_done(struct device *d, struct link *lk, int err)
+{
+	struct tcpip *t = tc(d);
+	if (err) {
+		/* The module drops a client whose handshake fails, silently. */
+		log_info("server: SSL client rejected: %s", lk->tls_why[0] ? lk->tls_why
+									      : strerror(-err));
 		return;
 	}
 	t->ever_linked = true;
@@ -112,6 +138,7 @@ void server_load(struct device *d)
 
 void server_reset(struct device *d)
 {
+	tc(d)->server_ssl = false;
 	server_close(&tc(d)->server);
 	d->server_running = false;
 	for (int i = 0; i < LINK_MAX; i++)
@@ -152,8 +179,9 @@ static enum at_rc cipserver_query(struct at_req *r)
 		at_out_line(r->out, "+CIPSERVER:0");
 		return AT_RC_OK;
 	}
+	static const char *const types[2][2] = { { "TCP", "TCPv6" }, { "SSL", "SSLv6" } };
 	at_out_line(r->out, "+CIPSERVER:1,%u,\"%s\",%d,%d", t->server.port,
-		    t->server.v6 ? "TCPv6" : "TCP", t->server_ca, t->server_netif);
+		    types[t->server_ssl][t->server.v6], t->server_ca, t->server_netif);
 	return AT_RC_OK;
 }
 
@@ -189,17 +217,21 @@ static enum at_rc cipserver_setup(struct at_req *r)
 	    at_get_str(r, 2, 8, false, type, sizeof(type)) < 0 ||
 	    at_get_int(r, 3, 0, 1, false, &ca) < 0 || at_get_int(r, 4, 0, 3, false, &netif) < 0)
 		return AT_RC_ERROR;
-	bool v6;
-	if (strcasecmp(type, "TCP") == 0) {
+	bool v6, ssl;
+	if (strcasecmp(type, "TCP") == 0 || strcasecmp(type, "SSL") == 0) {
 		v6 = false;
-	} else if (strcasecmp(type, "TCPv6") == 0) {
+	} else if (strcasecmp(type, "TCPv6") == 0 || strcasecmp(type, "SSLv6") == 0) {
 		v6 = true;
-	} else if (strncasecmp(type, "SSL", 3) == 0) {
-		log_warn("SSL servers are not available yet in this espatd version");
-		return at_fail(r, AT_ERR_EXEC_FAIL);
 	} else {
 		return at_fail(r, AT_ERR_PARA_INVALID(2));
 	}
+	ssl = strncasecmp(type, "SSL", 3) == 0;
+	if (ssl && !d->profile->ssl_server) { /* the ESP8266 has none (§2.17) */
+		log_info("AT+CIPSERVER: the %s has no SSL server", d->profile->chip);
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	}
+	if (!ssl && ca) /* <CA enable> is for SSL servers */
+		return at_fail(r, AT_ERR_PARA_INVALID(3));
 	/* Only with multiple connections, only one server (§2.17). */
 	if (!t->mux || server_running(&t->server)) {
 		log_info("AT+CIPSERVER needs AT+CIPMUX=1 and no server running");
@@ -209,6 +241,7 @@ static enum at_rc cipserver_setup(struct at_req *r)
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	if (d->cipmode && t->server_maxconn > 1)
 		return at_fail(r, AT_ERR_EXEC_FAIL);
+	t->server_ssl = ssl;
 	int rc = server_start(d, v6, (int)port, (int)ca, (int)netif);
 	if (rc < 0) {
 		at_out_errno(r->out, rc);

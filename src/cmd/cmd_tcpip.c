@@ -205,11 +205,15 @@ static void ev_connect_done(void *arg, struct link *lk, int err)
 		pt_connect_done(d, lk, err);
 		return;
 	}
+	if (lk->server_side) { /* an SSL client of our server finished its handshake */
+		server_handshake_done(d, lk, err);
+		return;
+	}
 	if (err) {
 		char ip[INET6_ADDRSTRLEN];
 		link_addr_str(&lk->remote, ip, sizeof(ip));
 		log_info("link %d: connect to %s port %u failed: %s", lk->id, ip,
-			 link_addr_port(&lk->remote), strerror(-err));
+			 link_addr_port(&lk->remote), lk->tls_why[0] ? lk->tls_why : strerror(-err));
 		start_failed(d, lk, err, true);
 		return;
 	}
@@ -251,9 +255,26 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 	if (t->start_keepalive >= 0)
 		o.keepalive = t->start_keepalive;
 	t->opts[lk->id].keepalive = o.keepalive; /* shared with CIPTCPOPT, §2.5 */
-	int rc = link_connect(lk, (enum link_proto)t->start_proto, &remote,
-			      t->start_has_local ? &t->start_local : NULL,
-			      (uint16_t)t->start_local_port, t->start_udp_mode, &o, t->start_timeout);
+	int rc;
+	if (t->start_proto == LINK_SSL) {
+		struct tls_cfg cfg;
+		char why[128] = "";
+		rc = ssl_client_cfg(d, lk->id, t->start_host, &cfg, why, sizeof(why));
+		if (rc < 0) {
+			log_warn("link %d: SSL configuration unusable: %s", lk->id, why);
+			start_failed(d, lk, rc, false);
+			return;
+		}
+		rc = link_connect_tls(lk, &remote, t->start_has_local ? &t->start_local : NULL, &o,
+				      t->start_timeout, &cfg);
+		if (rc < 0 && lk->tls_why[0])
+			log_warn("link %d: %s", lk->id, lk->tls_why);
+	} else {
+		rc = link_connect(lk, (enum link_proto)t->start_proto, &remote,
+				  t->start_has_local ? &t->start_local : NULL,
+				  (uint16_t)t->start_local_port, t->start_udp_mode, &o,
+				  t->start_timeout);
+	}
 	if (rc < 0) {
 		log_info("link %d: cannot open a socket: %s", lk->id, strerror(-rc));
 		start_failed(d, lk, rc, false);
@@ -276,6 +297,15 @@ static bool parse_type(const char *s, int *proto, bool *v6)
 		}
 	}
 	return false;
+}
+
+static int ssl_links(struct device *d)
+{
+	int n = 0;
+	for (int i = 0; i < LINK_MAX; i++)
+		if (link_in_use(&tc(d)->links[i]) && tc(d)->links[i].proto == LINK_SSL)
+			n++;
+	return n;
 }
 
 static bool station_up(struct device *d)
@@ -322,10 +352,12 @@ static enum at_rc start_link(struct at_req *r, int id, int first)
 		return AT_RC_ERROR;
 	if (!parse_type(type, &t->start_proto, &v6))
 		return at_fail(r, AT_ERR_PARA_INVALID(first));
-	if (t->start_proto == LINK_SSL) {
-		log_warn("SSL links are not available yet in this espatd version");
+	if (t->start_proto == LINK_SSL && ssl_links(d) >= (int)d->profile->ssl_links) {
+		log_info("AT+CIPSTART: the %s allows %u SSL link(s) at once", d->profile->chip,
+			 d->profile->ssl_links);
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	}
+	snprintf(t->start_host, sizeof(t->start_host), "%s", host);
 	if (v6 && !d->ipv6) {
 		log_info("%s needs AT+CIPV6=1 first", type);
 		return at_fail(r, AT_ERR_EXEC_FAIL);

@@ -93,6 +93,8 @@ struct tcpip {
 	struct loop_timer pt_retry;  /* AT+CIPRECONNINTV */
 	int reconn_intv;             /* x 100 ms */
 	struct pt_target target;
+	char start_host[80];          /* CIPSTART host: TLS name checks and SNI */
+	bool server_ssl;              /* AT+CIPSERVER "SSL" / "SSLv6" */
 	uint64_t pt_dropped;         /* typed while the link was down */
 };
 
@@ -132,6 +134,17 @@ void tcpip_set_policy(struct device *d, struct link *lk);
 void tcpip_announce(struct device *d, struct link *lk);
 const struct link_events *tcpip_link_events(void);
 
+/* cmd_ssl.c: the SSL configuration of the module (protocol.md §2.26) */
+extern const struct at_cmd_table cmd_ssl_table;
+void ssl_load(struct device *d);
+/* Fill cfg for an SSL client on link `id` to `host` (CIPSSLCCONF auth mode,
+ * certificates, CN, SNI, ALPN, PSK, ciphers). Strings stay valid until the
+ * next call. 0, or -errno with a reason for the log. */
+int ssl_client_cfg(struct device *d, int id, const char *host, struct tls_cfg *cfg, char *why,
+		   size_t whylen);
+/* The same for the server (AT+CIPSERVER "SSL", <CA enable>). */
+int ssl_server_cfg(struct device *d, int ca_enable, struct tls_cfg *cfg, char *why, size_t whylen);
+
 /* cmd_server.c */
 extern const struct at_cmd_table cmd_server_table;
 void server_state_init(struct device *d);
@@ -141,6 +154,8 @@ void server_reset(struct device *d);
 void server_touch(struct device *d, struct link *lk);
 void server_forget(struct device *d, struct link *lk);
 int server_start(struct device *d, bool v6, int port, int ca, int netif);
+/* An SSL client of the server finished (or failed) its handshake. */
+void server_handshake_done(struct device *d, struct link *lk, int err);
 
 /* cmd_passthrough.c */
 extern const struct at_cmd_table cmd_passthrough_table;

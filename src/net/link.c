@@ -10,12 +10,16 @@
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_DEFAULT_MS 20000u
+/* Each handshake packet may take up to 10 s (protocol.md §2.5). */
+#define HANDSHAKE_STEP_MS 10000u
 #define READ_CHUNK 65536u
 
 static void on_io(void *arg, unsigned events);
 static void on_conn_timeout(void *arg);
 static void on_send_timeout(void *arg);
 static void on_send_done(void *arg);
+static void on_tls_pending(void *arg);
+static void handshake_step(struct link *lk);
 static void finish_send(struct link *lk, int err);
 
 void link_init(struct link *lk, int id, struct loop *l, const struct link_events *ev, void *arg)
@@ -34,6 +38,7 @@ void link_init(struct link *lk, int id, struct loop *l, const struct link_events
 	loop_timer_init(&lk->conn_timer, on_conn_timeout, lk);
 	loop_timer_init(&lk->send_timer, on_send_timeout, lk);
 	loop_timer_init(&lk->done_timer, on_send_done, lk);
+	loop_timer_init(&lk->tls_timer, on_tls_pending, lk);
 }
 
 bool link_in_use(const struct link *lk)
@@ -77,10 +82,24 @@ static void update_want(struct link *lk)
 	if (lk->fd < 0 || !lk->io.added)
 		return;
 	unsigned want = 0;
+	if (lk->state == LINK_HANDSHAKE) {
+		unsigned w = tls_wants(lk->tls);
+		want = (w & TLS_WANT_WRITE ? LOOP_WRITE : 0) | (w & TLS_WANT_READ ? LOOP_READ : 0);
+		loop_io_want(lk->loop, &lk->io, want ? want : LOOP_READ);
+		return;
+	}
 	if (lk->state == LINK_CONNECTING || buf_used(&lk->tx))
 		want |= LOOP_WRITE;
 	if ((lk->state == LINK_OPEN) && lk->read_on && buf_used(&lk->rx) < lk->rx_limit)
 		want |= LOOP_READ;
+	/* TLS may need the other direction to make progress (renegotiation,
+	 * post-handshake messages). */
+	if (lk->tls && (want & LOOP_READ) && (tls_wants(lk->tls) & TLS_WANT_WRITE))
+		want |= LOOP_WRITE;
+	/* Bytes already decrypted raise no epoll event: fetch them from the
+	 * loop once there is room again. */
+	if (lk->tls && (want & LOOP_READ) && tls_pending(lk->tls))
+		loop_timer_start(lk->loop, &lk->tls_timer, 0);
 	loop_io_want(lk->loop, &lk->io, want);
 }
 
@@ -257,10 +276,32 @@ int link_connect(struct link *lk, enum link_proto proto, const struct sockaddr_s
 	return 0;
 }
 
-int link_adopt(struct link *lk, int fd, const struct link_opts *opts)
+int link_connect_tls(struct link *lk, const struct sockaddr_storage *remote,
+		     const struct sockaddr_storage *local, const struct link_opts *opts,
+		     uint32_t timeout_ms, const struct tls_cfg *tls)
+{
+	int rc = link_connect(lk, LINK_TCP, remote, local, 0, 0, opts, timeout_ms);
+	if (rc < 0)
+		return rc;
+	lk->proto = LINK_SSL;
+	rc = tls_new(&lk->tls, lk->fd, tls, lk->tls_why, sizeof(lk->tls_why));
+	if (rc < 0) {
+		link_close(lk);
+		return rc;
+	}
+	return 0;
+}
+
+static void start_handshake(struct link *lk)
+{
+	lk->state = LINK_HANDSHAKE;
+	loop_timer_start(lk->loop, &lk->conn_timer, HANDSHAKE_STEP_MS);
+}
+
+int link_adopt(struct link *lk, int fd, const struct link_opts *opts, const struct tls_cfg *tls)
 {
 	reset_buffers(lk);
-	lk->proto = LINK_TCP;
+	lk->proto = tls ? LINK_SSL : LINK_TCP;
 	lk->server_side = true;
 	lk->fd = fd;
 	socklen_t len = sizeof(lk->remote);
@@ -272,6 +313,17 @@ int link_adopt(struct link *lk, int fd, const struct link_opts *opts)
 		return rc;
 	link_apply_opts(lk, opts);
 	limit_sndbuf(lk);
+	if (tls) {
+		rc = tls_new(&lk->tls, fd, tls, lk->tls_why, sizeof(lk->tls_why));
+		if (rc < 0) {
+			loop_io_del(lk->loop, &lk->io);
+			lk->fd = -1; /* the caller closes fd */
+			return rc;
+		}
+		start_handshake(lk);
+		update_want(lk);
+		return 0;
+	}
 	lk->state = LINK_OPEN;
 	update_want(lk);
 	return 0;
@@ -282,6 +334,11 @@ void link_close(struct link *lk)
 	loop_timer_stop(lk->loop, &lk->conn_timer);
 	loop_timer_stop(lk->loop, &lk->send_timer);
 	loop_timer_stop(lk->loop, &lk->done_timer);
+	loop_timer_stop(lk->loop, &lk->tls_timer);
+	if (lk->tls) {
+		tls_free(lk->tls); /* close_notify */
+		lk->tls = NULL;
+	}
 	if (lk->fd >= 0) {
 		loop_io_del(lk->loop, &lk->io);
 		close(lk->fd);
@@ -294,6 +351,13 @@ void link_close(struct link *lk)
 static void connect_finished(struct link *lk, int err)
 {
 	loop_timer_stop(lk->loop, &lk->conn_timer);
+	if (!err && lk->tls && lk->state == LINK_CONNECTING) {
+		/* TCP is up; now TLS. */
+		learn_local_port(lk);
+		start_handshake(lk);
+		handshake_step(lk); /* the ClientHello goes now */
+		return;
+	}
 	if (err) {
 		link_close(lk);
 	} else {
@@ -307,6 +371,12 @@ static void connect_finished(struct link *lk, int err)
 static void on_conn_timeout(void *arg)
 {
 	struct link *lk = arg;
+	if (lk->state == LINK_HANDSHAKE) {
+		snprintf(lk->tls_why, sizeof(lk->tls_why), "TLS handshake: no answer for %u s",
+			 HANDSHAKE_STEP_MS / 1000);
+		connect_finished(lk, -ETIMEDOUT);
+		return;
+	}
 	if (lk->state != LINK_CONNECTING)
 		return;
 	connect_finished(lk, lk->proto == LINK_UDP ? 0 : -ETIMEDOUT);
@@ -360,6 +430,14 @@ static void try_send(struct link *lk)
 			n = connected ? send(lk->fd, buf_head(&lk->tx), buf_used(&lk->tx), MSG_NOSIGNAL)
 				      : sendto(lk->fd, buf_head(&lk->tx), buf_used(&lk->tx), MSG_NOSIGNAL,
 					       (const struct sockaddr *)d, addr_len(d));
+		} else if (lk->tls) {
+			n = tls_write(lk->tls, buf_head(&lk->tx), buf_used(&lk->tx));
+			if (n == -EAGAIN)
+				break;
+			if (n < 0) {
+				finish_send(lk, (int)n);
+				return;
+			}
 		} else {
 			n = send(lk->fd, buf_head(&lk->tx), buf_used(&lk->tx), MSG_NOSIGNAL);
 		}
@@ -449,6 +527,19 @@ static int read_tcp(struct link *lk)
 	uint8_t *dst = buf_reserve(&lk->rx, room);
 	if (!dst)
 		return -ENOMEM;
+	if (lk->tls) {
+		ssize_t t = tls_read(lk->tls, dst, room);
+		if (t > 0) {
+			buf_commit(&lk->rx, (size_t)t);
+			lk->recv_total += (uint64_t)t;
+			return 0;
+		}
+		if (t == -EAGAIN)
+			return 0;
+		if (t < 0)
+			log_info("link %d: %s", lk->id, tls_error(lk->tls));
+		return t == 0 ? 1 : (int)t;
+	}
 	ssize_t n = recv(lk->fd, dst, room, 0);
 	if (n > 0) {
 		buf_commit(&lk->rx, (size_t)n);
@@ -462,9 +553,43 @@ static int read_tcp(struct link *lk)
 	return -errno;
 }
 
+static void handshake_step(struct link *lk)
+{
+	int rc = tls_handshake(lk->tls);
+	if (rc == -EAGAIN) {
+		loop_timer_start(lk->loop, &lk->conn_timer, HANDSHAKE_STEP_MS);
+		update_want(lk);
+		return;
+	}
+	if (rc < 0)
+		snprintf(lk->tls_why, sizeof(lk->tls_why), "%s", tls_error(lk->tls));
+	else
+		log_debug("link %d: %s established%s%s", lk->id, tls_version(lk->tls),
+			  tls_alpn(lk->tls) ? ", ALPN " : "", tls_alpn(lk->tls) ? tls_alpn(lk->tls) : "");
+	if (rc == 0)
+		lk->state = LINK_OPEN;
+	loop_timer_stop(lk->loop, &lk->conn_timer);
+	if (rc < 0) {
+		link_close(lk);
+	} else {
+		learn_local_port(lk);
+		update_want(lk);
+	}
+	lk->ev->connect_done(lk->ev_arg, lk, rc);
+}
+
+static void on_tls_pending(void *arg)
+{
+	on_io(arg, LOOP_READ);
+}
+
 static void on_io(void *arg, unsigned events)
 {
 	struct link *lk = arg;
+	if (lk->state == LINK_HANDSHAKE) {
+		handshake_step(lk);
+		return;
+	}
 	if (lk->state == LINK_CONNECTING && lk->proto != LINK_UDP) {
 		if (!(events & (LOOP_WRITE | LOOP_ERR)))
 			return;
@@ -486,10 +611,16 @@ static void on_io(void *arg, unsigned events)
 	size_t before = buf_used(&lk->rx);
 	unsigned dg_before = lk->dg_count;
 	int rc = 0;
-	if (lk->proto == LINK_UDP)
+	if (lk->proto == LINK_UDP) {
 		read_udp(lk);
-	else
+	} else {
 		rc = read_tcp(lk);
+		/* Decrypted bytes may wait inside TLS with nothing on the
+		 * socket: take them while there is room. */
+		while (rc == 0 && lk->tls && tls_pending(lk->tls) &&
+		       buf_used(&lk->rx) < lk->rx_limit)
+			rc = read_tcp(lk);
+	}
 	if (buf_used(&lk->rx) != before || lk->dg_count != dg_before)
 		lk->ev->received(lk->ev_arg, lk);
 	if (lk->state != LINK_OPEN)

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/loop.h"
+#include "tls/tls.h"
 
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@ enum link_proto { LINK_TCP, LINK_UDP, LINK_SSL };
 enum link_state {
 	LINK_FREE,
 	LINK_CONNECTING,
+	LINK_HANDSHAKE,   /* TCP is up, TLS is being negotiated (SSL links) */
 	LINK_OPEN,
 	LINK_PEER_CLOSED, /* the peer is gone; buffered data may remain */
 };
@@ -31,7 +33,9 @@ enum link_state {
 struct link;
 
 struct link_events {
-	/* A connect started with link_connect() finished: err 0 or -errno. */
+	/* A connect started with link_connect() finished, or an adopted SSL
+	 * link finished its handshake: err 0 or -errno (nothing is left of
+	 * the link then). */
 	void (*connect_done)(void *arg, struct link *lk, int err);
 	/* New bytes in the receive buffer. */
 	void (*received)(void *arg, struct link *lk);
@@ -92,6 +96,9 @@ struct link {
 	struct loop_timer conn_timer;
 	struct link_opts opts;
 	uint64_t sent_total, recv_total;
+	struct tls_conn *tls;         /* SSL links */
+	struct loop_timer tls_timer;  /* read what TLS already decrypted */
+	char tls_why[256];            /* why the last TLS step failed */
 };
 
 void link_init(struct link *lk, int id, struct loop *l, const struct link_events *ev, void *arg);
@@ -102,8 +109,14 @@ void link_init(struct link *lk, int id, struct loop *l, const struct link_events
 int link_connect(struct link *lk, enum link_proto proto, const struct sockaddr_storage *remote,
 		 const struct sockaddr_storage *local, uint16_t local_port, int udp_mode,
 		 const struct link_opts *opts, uint32_t timeout_ms);
-/* Adopt an accepted TCP socket (server side). */
-int link_adopt(struct link *lk, int fd, const struct link_opts *opts);
+/* The same for an SSL link: TCP, then the TLS handshake described by tls
+ * (used at once: its strings need not outlive the call). */
+int link_connect_tls(struct link *lk, const struct sockaddr_storage *remote,
+		     const struct sockaddr_storage *local, const struct link_opts *opts,
+		     uint32_t timeout_ms, const struct tls_cfg *tls);
+/* Adopt an accepted TCP socket (server side); with tls, a handshake first
+ * and connect_done() when it ends. */
+int link_adopt(struct link *lk, int fd, const struct link_opts *opts, const struct tls_cfg *tls);
 /* Queue n bytes as one send (UDP: one datagram, to dest if given). */
 int link_send(struct link *lk, const void *p, size_t n, const struct sockaddr_storage *dest);
 /* Close now, drop buffered data; no events afterwards. */
