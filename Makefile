@@ -6,12 +6,15 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 PTY        ?= $(CURDIR)/$(BUILD)/ttyESP
 STATE      ?= $(CURDIR)/$(BUILD)/state
-PYTEST     := /usr/bin/python3 -m pytest
+# The integration tests mostly wait on sockets and timers: several at once
+# even on two cores.
+PYTEST_JOBS ?= 4
+PYTEST     := /usr/bin/python3 -m pytest -n $(PYTEST_JOBS)
 FUZZ_SECONDS ?= 15
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build run test unit integration asan fuzz fuzz-run clean
+.PHONY: all deps build run test unit integration asan fuzz fuzz-run clean bench
 
 all: build
 
@@ -47,6 +50,14 @@ fuzz: deps
 
 test: unit integration asan fuzz
 	@echo "make test: all suites passed"
+
+# Throughput, latency and resource figures beside their baselines (socat,
+# a minimal AT responder), ~2 minutes; not part of `make test`. The table
+# goes to stdout, the JSON to $(BUILD)/bench.json; docs/performance.md
+# explains every figure. BENCH_ARGS passes options (bench/bench.py --help).
+bench: build
+	@/usr/bin/python3 bench/bench.py --bin $(CURDIR)/$(BUILD)/espatd \
+	  --json $(CURDIR)/$(BUILD)/bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

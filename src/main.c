@@ -22,6 +22,7 @@ struct options {
 	bool stdio;
 	uint32_t baud;
 	bool rtscts;
+	bool pace;
 	const char *state_dir;
 	bool no_state;
 	const char *profile;
@@ -31,6 +32,7 @@ struct options {
 	uint32_t join_ms;
 	uint32_t boot_ms;
 	uint32_t dns_port;
+	uint32_t ntp_port;
 	int recvlen_idle;
 };
 
@@ -50,6 +52,11 @@ static void usage(FILE *f)
 "  --tcp [HOST:]PORT    accept one AT client at a time over TCP (HOST defaults\n"
 "                       to 127.0.0.1; anything else is reachable by others)\n"
 "  --stdio              AT on standard input/output (a terminal or a script)\n"
+"  --pace               send no faster than a UART at the line's rate: --baud\n"
+"                       (default 115200) at power-up, then AT+UART_CUR; 8N1 is\n"
+"                       baud/10 bytes a second. For --pty, --tcp and --stdio,\n"
+"                       so firmware meets a module's timing (a real UART paces\n"
+"                       itself)\n"
 "\n"
 "Module:\n"
 "  --profile NAME       esp32 (default: ESP-AT 3.x on an ESP32) or esp8266\n"
@@ -71,6 +78,7 @@ static void usage(FILE *f)
 "                       -1 (default, ESP-AT 2.x; WiFiEspAT needs it) or 0 (3.x)\n"
 "  --dns-port PORT      port of the AT+CIPDNS servers (default 53; for tests that\n"
 "                       run their own DNS server unprivileged)\n"
+"  --ntp-port PORT      port of the AT+CIPSNTPCFG servers (default 123; for tests)\n"
 "\n"
 "Safety:\n"
 "  --allow CIDR[:PORT[-PORT]]  let the MCU reach only these destinations\n"
@@ -114,7 +122,7 @@ static char *default_state_dir(void)
 
 enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
        OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
-       OPT_STDIO, OPT_DNSPORT, OPT_RECVLEN, OPT_ALLOW };
+       OPT_STDIO, OPT_DNSPORT, OPT_NTPPORT, OPT_RECVLEN, OPT_ALLOW, OPT_PACE };
 
 static const struct option longopts[] = {
 	{ "pty", required_argument, NULL, OPT_PTY },
@@ -123,6 +131,7 @@ static const struct option longopts[] = {
 	{ "rtscts", no_argument, NULL, OPT_RTSCTS },
 	{ "tcp", required_argument, NULL, OPT_TCP },
 	{ "stdio", no_argument, NULL, OPT_STDIO },
+	{ "pace", no_argument, NULL, OPT_PACE },
 	{ "state-dir", required_argument, NULL, OPT_STATE },
 	{ "no-state", no_argument, NULL, OPT_NOSTATE },
 	{ "profile", required_argument, NULL, OPT_PROFILE },
@@ -134,6 +143,7 @@ static const struct option longopts[] = {
 	{ "join-time", required_argument, NULL, OPT_JOIN },
 	{ "boot-time", required_argument, NULL, OPT_BOOT },
 	{ "dns-port", required_argument, NULL, OPT_DNSPORT },
+	{ "ntp-port", required_argument, NULL, OPT_NTPPORT },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
 	{ "recvlen-idle", required_argument, NULL, OPT_RECVLEN },
 	{ "help", no_argument, NULL, 'h' },
@@ -222,6 +232,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 		case OPT_TCP: o->tcp = optarg; break;
 		case OPT_STDIO: o->stdio = true; break;
 		case OPT_RTSCTS: o->rtscts = true; break;
+		case OPT_PACE: o->pace = true; break;
 		case OPT_STATE: o->state_dir = optarg; break;
 		case OPT_NOSTATE: o->no_state = true; break;
 		case OPT_PROFILE: o->profile = optarg; break;
@@ -256,6 +267,12 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 		case OPT_DNSPORT:
 			if (parse_u32(optarg, 1, 65535, &o->dns_port) < 0) {
 				fprintf(stderr, "espatd: --dns-port wants 1..65535, got '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_NTPPORT:
+			if (parse_u32(optarg, 1, 65535, &o->ntp_port) < 0) {
+				fprintf(stderr, "espatd: --ntp-port wants 1..65535, got '%s'\n", optarg);
 				return -1;
 			}
 			break;
@@ -300,7 +317,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 int main(int argc, char **argv)
 {
 	struct options o = { .baud = 115200, .profile = "esp32", .join_ms = 1000, .boot_ms = 300,
-			     .dns_port = 53, .recvlen_idle = -1 };
+			     .dns_port = 53, .ntp_port = 123, .recvlen_idle = -1 };
 	struct wifi aps; /* collects --ap before the device exists */
 	memset(&aps, 0, sizeof(aps));
 	if (parse_args(argc, argv, &o, &aps) < 0)
@@ -350,6 +367,7 @@ int main(int argc, char **argv)
 			  .flow = o.rtscts ? 3 : 0 },
 		.recvlen_idle = o.recvlen_idle,
 		.dns_port = (uint16_t)o.dns_port,
+		.ntp_port = (uint16_t)o.ntp_port,
 		.policy = &the_policy,
 	};
 	struct device *d = &the_device;
@@ -358,6 +376,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "espatd: cannot start %s: %s\n", t->desc, strerror(-rc));
 		return 1;
 	}
+	if (o.pace)
+		serial_set_pace(&the_serial, &dopt.uart);
 	rc = device_init(d, l, &the_serial, &dopt);
 	if (rc < 0) {
 		fprintf(stderr, "espatd: cannot use state dir %s: %s\n",

@@ -19,4 +19,12 @@ void cmd_wifi_boot(struct device *d);
 void cmd_wifi_reset(struct device *d);
 extern const struct wifi_events cmd_wifi_events;
 
+/* cmd_services.c: AT+PING and SNTP (AT+CIPSNTPCFG/TIME/INTV). */
+extern const struct at_cmd_table cmd_services_table;
+/* Boot: factory values (SNTP off; nothing is saved). */
+void cmd_services_load(struct device *d);
+/* Module reset: drop a ping in flight and stop SNTP, without output. */
+void cmd_services_reset(struct device *d);
+void cmd_services_free(struct device *d);
+
 #endif

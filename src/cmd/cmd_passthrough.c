@@ -107,6 +107,18 @@ void pt_exit(struct device *d)
 {
 	struct tcpip *t = tc(d);
 	t->pt_active = false;
+	/* "+++" ends the reconnect attempts (§4.5), including one under way:
+	 * a lookup or connect finishing later would otherwise open link 0
+	 * behind the MCU's back and report it like an AT+CIPSTART's result
+	 * ("CONNECT", or "ERROR" + "CLOSED" on a timeout), completing
+	 * whatever command runs then. In passthrough no command can have
+	 * started a lookup, so a pending one is the reconnect's. */
+	if (t->query) {
+		dns_cancel(t->query);
+		t->query = NULL;
+	}
+	if (t->pt_reconnecting)
+		link_close(pt_link(d));
 	t->pt_reconnecting = false;
 	loop_timer_stop(d->loop, &t->pt_retry);
 	/* What is still queued goes out: the guard silence normally flushed
@@ -321,9 +333,13 @@ static bool parse_pt_type(const char *s, int *proto, bool *v6)
 
 static void save_translink(struct device *d, int mode, const struct pt_target *t, int port)
 {
-	/* Always written, whatever AT+SYSSTORE says (§2.8, §6.2). */
-	store_erase_ns(d->store, NS_PT);
-	store_set_int(d->store, NS_PT, "reconn_intv", tc(d)->reconn_intv);
+	/* Always written, whatever AT+SYSSTORE says (§2.8, §6.2). The saved
+	 * AT+CIPRECONNINTV shares the namespace but is its own record, saved
+	 * only with SYSSTORE=1 (§6.3): what the flash holds for it stays. */
+	static const char *const keys[] = { "mode", "host", "port", "proto", "v6",
+					    "keepalive", "lport" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		store_erase_key(d->store, NS_PT, keys[i]);
 	store_set_int(d->store, NS_PT, "mode", mode);
 	if (mode == 1) {
 		store_set_str(d->store, NS_PT, "host", t->host);

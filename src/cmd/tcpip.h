@@ -20,6 +20,33 @@ struct device;
 
 #define TCPIP_DNS_MAX 3
 
+/* cmd_ssl.c: the SSL client configuration of one link (protocol.md §2.26:
+ * AT+CIPSSLCCONF, CIPSSLCCN, CIPSSLCSNI, CIPSSLCALPN, CIPSSLCPSK[HEX],
+ * CIPSSLCCIPHER). */
+#define SSL_NAME_MAX 64        /* <"common name">, <"sni"> */
+#define SSL_PSK_MAX 32         /* <"psk">, <"hint"> */
+#define SSL_ALPN_LEN_MAX 255   /* one ALPN protocol name (RFC 7301) */
+struct ssl_link_cfg {
+	int auth_mode;             /* 0 none, 1 client cert, 2 verify server, 3 both */
+	int pki, ca;               /* <pki_number>, <ca_number> */
+	char cn[SSL_NAME_MAX + 1];
+	char sni[SSL_NAME_MAX + 1];
+	int nalpn;
+	char alpn[TLS_ALPN_MAX][SSL_ALPN_LEN_MAX + 1];
+	uint8_t psk[SSL_PSK_MAX];  /* the pre-shared key */
+	size_t psk_len;
+	char psk_hint[SSL_PSK_MAX + 1]; /* sent as the PSK identity */
+	int nciphers;
+	uint16_t ciphers[TLS_CIPHER_MAX];
+};
+struct mfg_entry;
+struct mfg_write;
+struct ssl_state {
+	struct ssl_link_cfg link[LINK_MAX];
+	struct mfg_entry *mfg;     /* the manufacturing NVS (AT+SYSMFG), in RAM */
+	struct mfg_write *write;   /* an AT+SYSMFG write waiting for its data */
+};
+
 /* What the send in flight is for. */
 enum { SEND_NORMAL, SEND_EX, SEND_LONG, SEND_PASSTHROUGH };
 
@@ -96,6 +123,7 @@ struct tcpip {
 	char start_host[80];          /* CIPSTART host: TLS name checks and SNI */
 	bool server_ssl;              /* AT+CIPSERVER "SSL" / "SSLv6" */
 	uint64_t pt_dropped;         /* typed while the link was down */
+	struct ssl_state ssl;        /* cmd_ssl.c */
 };
 
 extern const struct at_cmd_table cmd_tcpip_table;
@@ -138,12 +166,16 @@ const struct link_events *tcpip_link_events(void);
 extern const struct at_cmd_table cmd_ssl_table;
 void ssl_load(struct device *d);
 /* Fill cfg for an SSL client on link `id` to `host` (CIPSSLCCONF auth mode,
- * certificates, CN, SNI, ALPN, PSK, ciphers). Strings stay valid until the
- * next call. 0, or -errno with a reason for the log. */
+ * certificates, CN, SNI, ALPN, PSK, ciphers). Its strings point into the
+ * configuration: use cfg at once. 0, or -errno with a reason for the log
+ * (a missing certificate also prints the module's NO ... FOUND line while
+ * a command runs). */
 int ssl_client_cfg(struct device *d, int id, const char *host, struct tls_cfg *cfg, char *why,
 		   size_t whylen);
 /* The same for the server (AT+CIPSERVER "SSL", <CA enable>). */
 int ssl_server_cfg(struct device *d, int ca_enable, struct tls_cfg *cfg, char *why, size_t whylen);
+/* Shut down: free the manufacturing NVS kept in RAM. */
+void ssl_free(struct device *d);
 
 /* cmd_server.c */
 extern const struct at_cmd_table cmd_server_table;

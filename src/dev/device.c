@@ -14,8 +14,10 @@ static const struct at_cmd_table *const tables[] = {
 	&cmd_wifi_table,
 	&cmd_tcpip_table,
 	&cmd_tcpip_cfg_table,
+	&cmd_ssl_table,
 	&cmd_server_table,
 	&cmd_passthrough_table,
+	&cmd_services_table,
 };
 
 static void sink(void *arg, const void *p, size_t n)
@@ -35,6 +37,7 @@ static void reboot(struct device *d)
 	}
 	cmd_wifi_reset(d);
 	tcpip_reset(d);
+	cmd_services_reset(d);
 	device_boot(d, d->opts.boot_ms);
 }
 
@@ -105,6 +108,8 @@ void device_free(struct device *d)
 	loop_timer_stop(d->loop, &d->scan_timer);
 	wifi_free(&d->wifi);
 	tcpip_free(d);
+	ssl_free(d);
+	cmd_services_free(d);
 	dns_free(d->tcpip.dns);
 	d->tcpip.dns = NULL;
 	at_engine_free(&d->at);
@@ -122,6 +127,8 @@ void device_boot(struct device *d, uint32_t delay_ms)
 	cmd_basic_load(d);
 	cmd_wifi_load(d);
 	tcpip_load(d);
+	ssl_load(d);
+	cmd_services_load(d);
 	if (delay_ms == 0)
 		booted(d); /* power-up: ready before the first byte is read */
 	else

@@ -16,6 +16,8 @@
 
 struct store;
 struct policy;
+struct ping;
+struct sntp;
 
 struct ipv4_cfg {
 	bool set;
@@ -42,6 +44,21 @@ struct wifi_settings {
 	} sap;
 };
 
+/* AT+PING and SNTP state (cmd_services.c, protocol.md §2.21-§2.23, §2.31). */
+#define SVC_SNTP_SERVERS 3
+struct services {
+	struct ping *ping;              /* echo request in flight */
+	struct dns_query *ping_query;   /* AT+PING host lookup */
+	struct loop_timer ping_refused; /* refused by --allow: answered as a timeout */
+	struct sntp *sntp;              /* the running client; NULL when off */
+	bool sntp_enable;               /* AT+CIPSNTPCFG <enable> */
+	int tz_minutes;                 /* <timezone> as a UTC offset in minutes */
+	int tz_shown;                   /* <timezone> as the query prints it */
+	int nservers;
+	char servers[SVC_SNTP_SERVERS][65];
+	uint32_t sntp_intv;             /* AT+CIPSNTPINTV, seconds */
+};
+
 struct device_opts {
 	const struct profile *profile;
 	const char *state_dir;      /* NULL = nothing persists */
@@ -49,6 +66,7 @@ struct device_opts {
 	struct line_cfg uart;       /* line at power-up (before UART_DEF) */
 	int recvlen_idle;           /* --recvlen-idle: -1 (ESP-AT 2.x) or 0 (3.x) */
 	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
+	uint16_t ntp_port;          /* --ntp-port: port of the SNTP servers (0 = 123) */
 	const struct policy *policy; /* --allow: where the MCU may connect */
 };
 
@@ -81,6 +99,7 @@ struct device {
 	struct tcpip tcpip;
 	int cipmode;                /* AT+CIPMODE (passthrough issue) */
 	bool server_running;        /* AT+CIPSERVER (server issue) */
+	struct services svc;        /* AT+PING, AT+CIPSNTP* */
 };
 
 /* CWMODE has a station (1, 3) / a SoftAP (2, 3). */

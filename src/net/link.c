@@ -233,6 +233,10 @@ int link_connect(struct link *lk, enum link_proto proto, const struct sockaddr_s
 		 const struct sockaddr_storage *local, uint16_t local_port, int udp_mode,
 		 const struct link_opts *opts, uint32_t timeout_ms)
 {
+	/* An SSL link is made by link_connect_tls(); made here it would
+	 * carry its data in the clear. */
+	if (proto == LINK_SSL)
+		return -EPROTONOSUPPORT;
 	reset_buffers(lk);
 	lk->proto = proto;
 	lk->v6 = remote->ss_family == AF_INET6;

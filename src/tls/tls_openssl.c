@@ -36,12 +36,20 @@ static void set_err(char *dst, size_t n, const char *what)
 	ERR_clear_error();
 }
 
+/* Encrypted PEM: there is no passphrase to give. Without this callback
+ * OpenSSL's default one asks for it on the controlling terminal, which
+ * would stall the daemon's loop. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	return 0;
+}
+
 static STACK_OF(X509_INFO) *read_pem_infos(const char *pem)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	if (!b)
 		return NULL;
-	STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
+	STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, no_password, NULL);
 	BIO_free(b);
 	return infos;
 }
@@ -67,7 +75,7 @@ static EVP_PKEY *read_key(const char *pem)
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	if (!b)
 		return NULL;
-	EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
 	BIO_free(b);
 	return k;
 }
@@ -172,15 +180,21 @@ static int set_ciphers(struct tls_conn *c, const struct tls_cfg *cfg, char *why,
 		size_t len = strlen(dst);
 		snprintf(dst + len, size - len, "%s%s", len ? ":" : "", name);
 	}
-	/* Only the named suites: an empty list for one version turns it off. */
-	if (SSL_set_cipher_list(c->ssl, list12[0] ? list12 : "aNULL:!aNULL") != 1 && list12[0]) {
+	/* Only the named suites. A version none of them is for is turned
+	 * off: an empty TLS 1.2 list is refused by OpenSSL and would leave
+	 * its default list in place. */
+	if (list12[0] && SSL_set_cipher_list(c->ssl, list12) != 1) {
 		set_err(why, whylen, "bad cipher list");
 		return -EINVAL;
 	}
+	if (!list12[0])
+		SSL_set_min_proto_version(c->ssl, TLS1_3_VERSION);
 	if (SSL_set_ciphersuites(c->ssl, list13) != 1) {
 		set_err(why, whylen, "bad TLS 1.3 cipher list");
 		return -EINVAL;
 	}
+	if (!list13[0])
+		SSL_set_max_proto_version(c->ssl, TLS1_2_VERSION);
 	return 0;
 }
 
@@ -297,6 +311,68 @@ int tls_new(struct tls_conn **out, int fd, const struct tls_cfg *cfg, char *why,
 	return 0;
 }
 
+/* OpenSSL's reason texts ("sslv3 alert bad record mac") do not say what
+ * to change; these words do, for the failures a configuration causes. */
+static const char *verify_hint(long vr)
+{
+	switch (vr) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return "the peer's certificate is not signed by the CA configured here";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "the peer's certificate is not for the name checked";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "the peer's certificate is outside its validity dates (checked against "
+		       "this host's clock)";
+	default:
+		return NULL;
+	}
+}
+
+static const char *reason_hint(const struct tls_conn *c, int reason)
+{
+	switch (reason) {
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		return c->server ? NULL : "the server refused the handshake: it may want a client "
+					  "certificate, or share no cipher suite with us";
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		return "the server requires a client certificate";
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		return "the peer does not trust the CA of our certificate";
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+		return "the peer rejected our certificate";
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+		return "the peer says our certificate has expired";
+	case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
+		return "the server speaks none of the ALPN protocols offered";
+	case SSL_R_TLSV1_UNRECOGNIZED_NAME:
+		return "the server does not serve the SNI name sent";
+	case SSL_R_SSLV3_ALERT_BAD_RECORD_MAC:
+	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+	case SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER:
+		return c->psk_len ? "the server does not accept our pre-shared key or identity"
+				  : NULL;
+	case SSL_R_NO_SHARED_CIPHER:
+		return "no cipher suite in common with the peer";
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+		return "the client sent no certificate, and one is required";
+	case SSL_R_WRONG_VERSION_NUMBER:
+	case SSL_R_PACKET_LENGTH_TOO_LONG:
+		return "the peer does not speak TLS";
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+		return "no TLS version in common (TLS 1.2 and 1.3 are offered)";
+	default:
+		return NULL;
+	}
+}
+
 static int failed(struct tls_conn *c, int ret, const char *during)
 {
 	int e = SSL_get_error(c->ssl, ret);
@@ -311,8 +387,9 @@ static int failed(struct tls_conn *c, int ret, const char *during)
 	}
 	long vr = SSL_get_verify_result(c->ssl);
 	if (vr != X509_V_OK && (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER)) {
-		snprintf(c->err, sizeof(c->err), "%s: certificate check failed: %s", during,
-			 X509_verify_cert_error_string(vr));
+		const char *h = verify_hint(vr);
+		snprintf(c->err, sizeof(c->err), "%s: certificate check failed: %s%s%s", during,
+			 X509_verify_cert_error_string(vr), h ? ": " : "", h ? h : "");
 		ERR_clear_error();
 		return -EPROTO;
 	}
@@ -322,7 +399,10 @@ static int failed(struct tls_conn *c, int ret, const char *during)
 		snprintf(c->err, sizeof(c->err), "%s: the peer closed the connection", during);
 		return -ECONNRESET;
 	}
-	set_err(c->err, sizeof(c->err), during);
+	const char *h = reason_hint(c, ERR_GET_REASON(ERR_peek_last_error()));
+	char what[160];
+	snprintf(what, sizeof(what), "%s%s%s", during, h ? ": " : "", h ? h : "");
+	set_err(c->err, sizeof(c->err), what);
 	return -EPROTO;
 }
 

@@ -1,7 +1,18 @@
 /* The serial side as the rest of espatd sees it: one transport plus an
  * output queue written with non-blocking writes. When the queue grows past
  * its high mark the serial side is "congested" and producers (links) stop
- * reading their sockets until it drains (design.md §1, back-pressure). */
+ * reading their sockets until it drains (design.md §1, back-pressure).
+ *
+ * Output is written at once when the queue is idle (a log line about an
+ * event follows its bytes); serial_writev() puts several pieces (an +IPD
+ * header, its payload, its CR LF) into one write().
+ *
+ * Pacing (--pace): the queue is drained no faster than a UART at the line's
+ * rate would send it, baud / bits-per-frame bytes a second (baud/10 at 8N1),
+ * with a token bucket refilled from the loop clock; the line comes from
+ * serial_set_pace() at power-up and from serial_set_line() (AT+UART_CUR)
+ * afterwards. The congestion marks then shrink to about 100 ms of line time,
+ * so the links feel a slow line as they would a real module's UART. */
 #ifndef ESPATD_TRANSPORT_SERIAL_H
 #define ESPATD_TRANSPORT_SERIAL_H
 
@@ -10,9 +21,13 @@
 #include "transport/transport.h"
 
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #define SERIAL_HIGH_MARK (64u * 1024u)
 #define SERIAL_LOW_MARK (16u * 1024u)
+/* Paced: the high mark is ~100 ms of line time, within these bounds; the
+ * low mark a quarter of it. */
+#define SERIAL_PACED_HIGH_MIN 4096u
 
 struct serial;
 
@@ -21,6 +36,20 @@ struct serial_events {
 	/* The output queue fell below the low mark after being congested. */
 	void (*drained)(void *arg);
 	void (*eof)(void *arg);
+};
+
+/* The token bucket of a paced line. Bytes allowed by time `now` (ms):
+ * burst + (now - t0) * baud * 2 / (1000 * half_bits); `sent` counts the
+ * bytes written since t0. When the bucket is full (the line went idle)
+ * t0 restarts, so the numbers stay small. The bucket holds `burst`. */
+struct serial_pace {
+	bool on;
+	uint32_t baud;
+	uint32_t half_bits; /* one frame in half bits: 20 at 8N1 */
+	uint64_t burst;     /* bytes the bucket holds: ~1 ms of line time, >= 1 */
+	uint64_t t0;
+	uint64_t sent;
+	bool waiting; /* output queued for want of tokens only */
 };
 
 struct serial {
@@ -35,6 +64,10 @@ struct serial {
 	 * OK goes out at the old rate (protocol.md §5.5). */
 	bool line_pending;
 	struct line_cfg line;
+	size_t high, low; /* congestion marks */
+	/* Paced: writes the queue again as soon as the bucket allows more. */
+	struct loop_timer tx;
+	struct serial_pace pace;
 	/* Paced input (scripts on --stdio): lines are handed on one at a time,
 	 * each when `ready` says the module takes input again, as a driver that
 	 * waits for every result would send them. */
@@ -46,13 +79,21 @@ struct serial {
 int serial_init(struct serial *s, struct transport *t, const struct serial_events *ev, void *arg);
 void serial_free(struct serial *s);
 void serial_write(struct serial *s, const void *p, size_t n);
+/* The pieces in order, as one write when the queue is idle (no syscall per
+ * piece); the same bytes and timing as serial_write() of each. */
+void serial_writev(struct serial *s, const struct iovec *iov, int iovcnt);
 bool serial_congested(const struct serial *s);
 size_t serial_queued(const struct serial *s);
 void serial_pause_input(struct serial *s, bool paused);
 /* Change the line once all queued output is written. -ENOTSUP if the
- * transport has no line settings. */
+ * transport has no line settings and output is not paced; when paced, the
+ * new line's rate applies to the pacing (any transport). */
 int serial_set_line(struct serial *s, const struct line_cfg *cfg);
 bool serial_has_line(const struct serial *s);
+/* Pace output like a UART with line `cfg` (--pace); later line changes
+ * come through serial_set_line(). */
+void serial_set_pace(struct serial *s, const struct line_cfg *cfg);
+bool serial_paced(const struct serial *s);
 /* Turn on paced input; ready(arg) is the events' arg. */
 void serial_pace_lines(struct serial *s, bool (*ready)(void *arg));
 /* Input received but not yet handed on (paced mode). */
