@@ -192,8 +192,21 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 	if (t->target.keepalive >= 0)
 		o.keepalive = t->target.keepalive;
 	t->pt_reconnecting = true;
-	int rc = link_connect(pt_link(d), (enum link_proto)t->target.proto, &a, NULL,
-			      (uint16_t)t->target.local_port, 0, &o, 5000);
+	int rc;
+	if (t->target.proto == LINK_SSL) {
+		/* An SSL passthrough link comes back as SSL, with the link's
+		 * SSL configuration: never in the clear. */
+		struct tls_cfg cfg;
+		char why[128] = "";
+		rc = ssl_client_cfg(d, 0, t->target.host, &cfg, why, sizeof(why));
+		if (rc == 0)
+			rc = link_connect_tls(pt_link(d), &a, NULL, &o, 5000, &cfg);
+		else
+			log_warn("passthrough: SSL configuration unusable: %s", why);
+	} else {
+		rc = link_connect(pt_link(d), (enum link_proto)t->target.proto, &a, NULL,
+				  (uint16_t)t->target.local_port, 0, &o, 5000);
+	}
 	if (rc < 0) {
 		t->pt_reconnecting = false;
 		retry_later(d);
@@ -320,6 +333,7 @@ static bool parse_pt_type(const char *s, int *proto, bool *v6)
 	static const struct { const char *name; int proto; bool v6; } types[] = {
 		{ "TCP", LINK_TCP, false }, { "TCPv6", LINK_TCP, true },
 		{ "UDP", LINK_UDP, false }, { "UDPv6", LINK_UDP, true },
+		{ "SSL", LINK_SSL, false }, { "SSLv6", LINK_SSL, true },
 	};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		if (strcasecmp(s, types[i].name) == 0) {
@@ -337,7 +351,7 @@ static void save_translink(struct device *d, int mode, const struct pt_target *t
 	 * AT+CIPRECONNINTV shares the namespace but is its own record, saved
 	 * only with SYSSTORE=1 (§6.3): what the flash holds for it stays. */
 	static const char *const keys[] = { "mode", "host", "port", "proto", "v6",
-					    "keepalive", "lport" };
+					    "keepalive", "lport", "ca" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		store_erase_key(d->store, NS_PT, keys[i]);
 	store_set_int(d->store, NS_PT, "mode", mode);
@@ -351,6 +365,8 @@ static void save_translink(struct device *d, int mode, const struct pt_target *t
 	} else if (mode == 3) {
 		store_set_int(d->store, NS_PT, "port", port);
 		store_set_int(d->store, NS_PT, "v6", t->v6);
+		store_set_int(d->store, NS_PT, "proto", t->proto);
+		store_set_int(d->store, NS_PT, "ca", t->keepalive); /* <CA enable> */
 	}
 }
 
@@ -377,8 +393,13 @@ static enum at_rc savetranslink_setup(struct at_req *r)
 		    at_get_str(r, 2, 8, false, type, sizeof(type)) < 0 ||
 		    at_get_int(r, 3, 0, 1, false, &ca) < 0 || at_get_int(r, 4, 0, 3, false, &netif) < 0)
 			return AT_RC_ERROR;
-		if (!parse_pt_type(type, &t.proto, &t.v6) || t.proto != LINK_TCP)
+		if (!parse_pt_type(type, &t.proto, &t.v6) || t.proto == LINK_UDP)
 			return at_fail(r, AT_ERR_PARA_INVALID(2));
+		if (t.proto == LINK_SSL && !d->profile->ssl_server)
+			return at_fail(r, AT_ERR_PARA_INVALID(2));
+		if (t.proto != LINK_SSL && ca) /* <CA enable> is for SSL */
+			return at_fail(r, AT_ERR_PARA_INVALID(3));
+		t.keepalive = (int)ca;
 		save_translink(d, 3, &t, (int)port);
 		return AT_RC_OK;
 	}
@@ -389,11 +410,8 @@ static enum at_rc savetranslink_setup(struct at_req *r)
 	t.port = (int)v;
 	if (at_get_str(r, 3, 8, false, type, sizeof(type)) < 0)
 		return AT_RC_ERROR;
-	if (!t.host[0] || !parse_pt_type(type, &t.proto, &t.v6)) {
-		if (strncasecmp(type, "SSL", 3) == 0)
-			log_warn("SSL passthrough is not available yet in this espatd version");
+	if (!t.host[0] || !parse_pt_type(type, &t.proto, &t.v6))
 		return at_fail(r, AT_ERR_PARA_INVALID(3));
-	}
 	if (t.proto == LINK_UDP) {
 		if (at_get_int(r, 4, 0, 65535, false, &v) < 0)
 			return AT_RC_ERROR;
@@ -455,7 +473,8 @@ void pt_boot(struct device *d)
 			.local_port = (int)device_load_int(d, NS_PT, "lport", 0),
 		};
 		snprintf(pt.host, sizeof(pt.host), "%s", host);
-		if (!pt.host[0] || pt.port <= 0 || (pt.proto != LINK_TCP && pt.proto != LINK_UDP))
+		if (!pt.host[0] || pt.port <= 0 ||
+		    (pt.proto != LINK_TCP && pt.proto != LINK_UDP && pt.proto != LINK_SSL))
 			return;
 		t->target = pt;
 		t->mux = 0;
@@ -465,7 +484,9 @@ void pt_boot(struct device *d)
 		int port = (int)device_load_int(d, NS_PT, "port", 333);
 		t->mux = 1;
 		t->server_maxconn = 1;
-		if (server_start(d, device_load_int(d, NS_PT, "v6", 0) != 0, port, 0, 0) < 0)
+		t->server_ssl = device_load_int(d, NS_PT, "proto", LINK_TCP) == LINK_SSL;
+		int ca = (int)device_load_int(d, NS_PT, "ca", 0);
+		if (server_start(d, device_load_int(d, NS_PT, "v6", 0) != 0, port, ca, 0) < 0)
 			return;
 		log_info("AT+SAVETRANSLINK: passthrough server on port %d at power-up", port);
 	}

@@ -706,8 +706,7 @@ def test_savetranslink_bad_forms(espatd, srv):
         b'AT+SAVETRANSLINK=2,"127.0.0.1",%d,"TCP"' % p,       # BLE
         b'AT+SAVETRANSLINK=4,"127.0.0.1",%d,"TCP"' % p,
         b'AT+SAVETRANSLINK=-1',
-        b'AT+SAVETRANSLINK=1,"127.0.0.1",%d,"SSL"' % p,
-        b'AT+SAVETRANSLINK=1,"127.0.0.1",%d,"SSLv6"' % p,
+        b'AT+SAVETRANSLINK=1,"127.0.0.1",%d,"SSLX"' % p,
         b'AT+SAVETRANSLINK=1,"127.0.0.1"',                    # no port
         b'AT+SAVETRANSLINK=1,"127.0.0.1",',
         b'AT+SAVETRANSLINK=1,"127.0.0.1",0,"TCP"',
@@ -720,7 +719,7 @@ def test_savetranslink_bad_forms(espatd, srv):
         b'AT+SAVETRANSLINK=3,%d,"TCP",0,4' % p,              # netif 0..3
         b'AT+SAVETRANSLINK=1,127.0.0.1,%d,"TCP"' % p,
         b'AT+SAVETRANSLINK=3,0,"TCP"',
-        b'AT+SAVETRANSLINK=3,%d,"SSL"' % p,
+        b'AT+SAVETRANSLINK=3,%d,"TCP",1' % p,                # CA enable is for SSL
         b'AT+SAVETRANSLINK=3,%d,"UDP"' % p,
         b'AT+SAVETRANSLINK=1',
         b'AT+SAVETRANSLINK?',
