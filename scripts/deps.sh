@@ -4,7 +4,7 @@
 # Otherwise: print the exact command and fail.
 set -eu
 
-PKGS="build-essential cmake pkg-config libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-serial clang libclang-rt-14-dev libc-ares-dev dnsmasq-base libssl-dev socat chrony"
+PKGS="build-essential cmake pkg-config libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-serial clang libclang-rt-14-dev libc-ares-dev dnsmasq-base libssl-dev libcurl4-openssl-dev socat chrony"
 
 missing=""
 for p in $PKGS; do

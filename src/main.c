@@ -34,6 +34,7 @@ struct options {
 	uint32_t dns_port;
 	uint32_t ntp_port;
 	int recvlen_idle;
+	const char *ota_server, *ota_token, *ota_ca;
 };
 
 static void usage(FILE *f)
@@ -84,6 +85,11 @@ static void usage(FILE *f)
 "  --allow CIDR[:PORT[-PORT]]  let the MCU reach only these destinations\n"
 "                       (repeatable; without any, everything is allowed), e.g.\n"
 "                       --allow 10.0.0.0/8 --allow 192.0.2.7:443 --allow [::1]:80\n"
+"  --ota-server URL     AT+CIUPDATE/AT+CIPFWVER server (http://host:port, the\n"
+"                       ESP-AT OTA API; ota mode 1 uses https:// on the same\n"
+"                       host and port unless URL is already https://)\n"
+"  --ota-token TOKEN    the OTA token sent as \"Authorization: token TOKEN\"\n"
+"  --ota-ca FILE        CA for ota mode 1 (default <state-dir>/mfg/client_ca/client_ca.0)\n"
 "\n"
 "Diagnostics:\n"
 "  --log-level LEVEL    error, warn, info (default) or debug; logs go to stderr\n"
@@ -122,7 +128,8 @@ static char *default_state_dir(void)
 
 enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
        OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
-       OPT_STDIO, OPT_DNSPORT, OPT_NTPPORT, OPT_RECVLEN, OPT_ALLOW, OPT_PACE };
+       OPT_STDIO, OPT_DNSPORT, OPT_NTPPORT, OPT_RECVLEN, OPT_ALLOW, OPT_PACE,
+       OPT_OTASERVER, OPT_OTATOKEN, OPT_OTACA };
 
 static const struct option longopts[] = {
 	{ "pty", required_argument, NULL, OPT_PTY },
@@ -145,6 +152,9 @@ static const struct option longopts[] = {
 	{ "dns-port", required_argument, NULL, OPT_DNSPORT },
 	{ "ntp-port", required_argument, NULL, OPT_NTPPORT },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "ota-server", required_argument, NULL, OPT_OTASERVER },
+	{ "ota-token", required_argument, NULL, OPT_OTATOKEN },
+	{ "ota-ca", required_argument, NULL, OPT_OTACA },
 	{ "recvlen-idle", required_argument, NULL, OPT_RECVLEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -257,6 +267,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 				return -1;
 			}
 			break;
+		case OPT_OTASERVER: o->ota_server = optarg; break;
+		case OPT_OTATOKEN: o->ota_token = optarg; break;
+		case OPT_OTACA: o->ota_ca = optarg; break;
 		case OPT_ALLOW:
 			if (policy_add(&the_policy, optarg) < 0) {
 				fprintf(stderr, "espatd: bad --allow '%s' (want CIDR[:PORT[-PORT]], "
@@ -369,6 +382,9 @@ int main(int argc, char **argv)
 		.dns_port = (uint16_t)o.dns_port,
 		.ntp_port = (uint16_t)o.ntp_port,
 		.policy = &the_policy,
+		.ota_server = o.ota_server,
+		.ota_token = o.ota_token,
+		.ota_ca = o.ota_ca,
 	};
 	struct device *d = &the_device;
 	rc = serial_init(&the_serial, t, &serial_ev, d);

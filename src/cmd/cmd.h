@@ -26,5 +26,12 @@ void cmd_services_load(struct device *d);
 /* Module reset: drop a ping in flight and stop SNTP, without output. */
 void cmd_services_reset(struct device *d);
 void cmd_services_free(struct device *d);
+/* cmd_ota.c: AT+CIUPDATE, AT+CIPFWVER (protocol.md §2.24). */
+extern const struct at_cmd_table cmd_ota_table;
+/* Boot: the installed OTA version (AT+GMR shows it). */
+void cmd_ota_load(struct device *d);
+/* Module reset: abort a download in flight, without output. */
+void cmd_ota_reset(struct device *d);
+void cmd_ota_free(struct device *d);
 
 #endif

@@ -18,6 +18,7 @@ struct store;
 struct policy;
 struct ping;
 struct sntp;
+struct ota_state;
 
 struct ipv4_cfg {
 	bool set;
@@ -68,6 +69,9 @@ struct device_opts {
 	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
 	uint16_t ntp_port;          /* --ntp-port: port of the SNTP servers (0 = 123) */
 	const struct policy *policy; /* --allow: where the MCU may connect */
+	const char *ota_server;     /* --ota-server URL (NULL: no OTA server) */
+	const char *ota_token;      /* --ota-token */
+	const char *ota_ca;         /* --ota-ca FILE (ota mode 1) */
 };
 
 struct device {
@@ -100,6 +104,9 @@ struct device {
 	int cipmode;                /* AT+CIPMODE (passthrough issue) */
 	bool server_running;        /* AT+CIPSERVER (server issue) */
 	struct services svc;        /* AT+PING, AT+CIPSNTP* */
+	struct ota_state *ota;      /* AT+CIUPDATE, AT+CIPFWVER (cmd_ota.c) */
+	struct profile ota_profile; /* the profile with AT+GMR showing the OTA version */
+	char ota_gmr0[160];
 };
 
 /* CWMODE has a station (1, 3) / a SoftAP (2, 3). */
