@@ -34,7 +34,7 @@ struct options {
 	uint32_t dns_port;
 	uint32_t ntp_port;
 	int recvlen_idle;
-	const char *ota_server, *ota_token, *ota_ca;
+	const char *ota_server, *ota_server_ssl, *ota_token, *ota_ca;
 };
 
 static void usage(FILE *f)
@@ -85,9 +85,9 @@ static void usage(FILE *f)
 "  --allow CIDR[:PORT[-PORT]]  let the MCU reach only these destinations\n"
 "                       (repeatable; without any, everything is allowed), e.g.\n"
 "                       --allow 10.0.0.0/8 --allow 192.0.2.7:443 --allow [::1]:80\n"
-"  --ota-server URL     AT+CIUPDATE/AT+CIPFWVER server (http://host:port, the\n"
-"                       ESP-AT OTA API; ota mode 1 uses https:// on the same\n"
-"                       host and port unless URL is already https://)\n"
+"  --ota-server URL     AT+CIUPDATE/AT+CIPFWVER server speaking ESP-AT's OTA\n"
+"                       API: an http:// URL serves ota mode 0, an https:// one\n"
+"                       ota mode 1 (give both for both modes)\n"
 "  --ota-token TOKEN    the OTA token sent as \"Authorization: token TOKEN\"\n"
 "  --ota-ca FILE        CA for ota mode 1 (default <state-dir>/mfg/client_ca/client_ca.0)\n"
 "\n"
@@ -267,7 +267,17 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 				return -1;
 			}
 			break;
-		case OPT_OTASERVER: o->ota_server = optarg; break;
+		case OPT_OTASERVER:
+			if (strncmp(optarg, "https://", 8) == 0)
+				o->ota_server_ssl = optarg;
+			else if (strncmp(optarg, "http://", 7) == 0)
+				o->ota_server = optarg;
+			else {
+				fprintf(stderr, "espatd: --ota-server wants http://HOST[:PORT] or "
+						"https://HOST[:PORT], got '%s'\n", optarg);
+				return -1;
+			}
+			break;
 		case OPT_OTATOKEN: o->ota_token = optarg; break;
 		case OPT_OTACA: o->ota_ca = optarg; break;
 		case OPT_ALLOW:
@@ -383,6 +393,7 @@ int main(int argc, char **argv)
 		.ntp_port = (uint16_t)o.ntp_port,
 		.policy = &the_policy,
 		.ota_server = o.ota_server,
+		.ota_server_ssl = o.ota_server_ssl,
 		.ota_token = o.ota_token,
 		.ota_ca = o.ota_ca,
 	};

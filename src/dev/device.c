@@ -18,6 +18,7 @@ static const struct at_cmd_table *const tables[] = {
 	&cmd_server_table,
 	&cmd_passthrough_table,
 	&cmd_services_table,
+	&cmd_ota_table,
 };
 
 static void sink(void *arg, const void *p, size_t n)
@@ -38,6 +39,7 @@ static void reboot(struct device *d)
 	cmd_wifi_reset(d);
 	tcpip_reset(d);
 	cmd_services_reset(d);
+	cmd_ota_reset(d);
 	device_boot(d, d->opts.boot_ms);
 }
 
@@ -110,6 +112,7 @@ void device_free(struct device *d)
 	tcpip_free(d);
 	ssl_free(d);
 	cmd_services_free(d);
+	cmd_ota_free(d);
 	dns_free(d->tcpip.dns);
 	d->tcpip.dns = NULL;
 	at_engine_free(&d->at);
@@ -129,6 +132,7 @@ void device_boot(struct device *d, uint32_t delay_ms)
 	tcpip_load(d);
 	ssl_load(d);
 	cmd_services_load(d);
+	cmd_ota_load(d);
 	if (delay_ms == 0)
 		booted(d); /* power-up: ready before the first byte is read */
 	else

@@ -69,7 +69,8 @@ struct device_opts {
 	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
 	uint16_t ntp_port;          /* --ntp-port: port of the SNTP servers (0 = 123) */
 	const struct policy *policy; /* --allow: where the MCU may connect */
-	const char *ota_server;     /* --ota-server URL (NULL: no OTA server) */
+	const char *ota_server;     /* --ota-server http://... (ota mode 0) */
+	const char *ota_server_ssl; /* --ota-server https://... (ota mode 1) */
 	const char *ota_token;      /* --ota-token */
 	const char *ota_ca;         /* --ota-ca FILE (ota mode 1) */
 };
