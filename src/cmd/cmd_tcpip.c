@@ -128,9 +128,12 @@ static void pump_link(struct device *d, struct link *lk)
 		size_t n = link_next_len(lk);
 		if (n > LINK_IPD_MAX)
 			n = LINK_IPD_MAX;
+		/* The address text only when AT+CIPDINFO shows it: inet_ntop
+		 * per frame was a third of the user-space work (F8). */
 		char ip[INET6_ADDRSTRLEN];
 		const struct sockaddr_storage *from = link_next_from(lk);
-		link_addr_str(from, ip, sizeof(ip));
+		if (t->dinfo)
+			link_addr_str(from, ip, sizeof(ip));
 		at_out_ipd(o, tcpip_shown_id(d, id), n, t->dinfo ? ip : NULL, link_addr_port(from),
 			   buf_head(&lk->rx));
 		link_consume(lk, n);

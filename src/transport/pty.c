@@ -15,6 +15,7 @@
  * wire, so we track clients: inotify reports opens and closes of the slave
  * node, and whenever that count says "nobody", or a write finds the queue
  * full, we verify with a probe (see pty_probe). */
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "transport/fdutil.h"
@@ -47,6 +48,7 @@ struct pty {
 	struct loop_timer retry;  /* re-add the master after EIO */
 	struct loop_timer notify; /* report peer changes noticed inside write() */
 	int clients;              /* opens of the slave by others; -1 unknown */
+	uint64_t last_probe;      /* clock_now_ms() of the last pty_probe() */
 	bool reported;            /* last peer state reported */
 	bool rd_on, wr_on, started, linked, eio_logged, reopen_warned;
 	uint8_t buf[FDU_READ_BUF];
@@ -430,7 +432,13 @@ static ssize_t pty_write(struct transport *t, const void *b, size_t n)
 		return w == -EIO ? (ssize_t)n : w;
 	/* Queue full: a slow reader, or nobody at all (count unknown, or
 	 * coalesced events). The probe tells; with nobody it also emptied the
-	 * queue, and the bytes are dropped as on an unconnected wire. */
+	 * queue, and the bytes are dropped as on an unconnected wire. A client
+	 * we know of is just slow: probing on every full queue cost more than
+	 * the data itself (docs/performance.md, F1), so at most every 100 ms. */
+	uint64_t now = clock_now_ms();
+	if (p->clients > 0 && now - p->last_probe < 100)
+		return -EAGAIN;
+	p->last_probe = now;
 	if (pty_probe(p))
 		return -EAGAIN;
 	loop_timer_start(t->loop, &p->notify, 0);
