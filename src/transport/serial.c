@@ -153,6 +153,10 @@ static void flush(struct serial *s)
 	set_want_write(s, blocked);
 	if (!buf_used(&s->out) && s->line_pending)
 		apply_line(s);
+	if (s->input_choked && buf_used(&s->out) < SERIAL_LOW_MARK) {
+		s->input_choked = false;
+		s->t->ops->want_read(s->t, !s->input_paused);
+	}
 	if (s->congested && buf_used(&s->out) < s->low) {
 		s->congested = false;
 		if (s->ev->drained)
@@ -267,6 +271,12 @@ static void queued(struct serial *s)
 		flush(s);
 	if (buf_used(&s->out) >= s->high)
 		s->congested = true;
+	if (!s->input_choked && buf_used(&s->out) >= SERIAL_CHOKE_MARK) {
+		s->input_choked = true;
+		s->t->ops->want_read(s->t, false);
+		log_warn("the serial client is not reading its replies (%zu bytes waiting); "
+			 "not reading its input until it does", buf_used(&s->out));
+	}
 }
 
 void serial_write(struct serial *s, const void *p, size_t n)
@@ -311,7 +321,8 @@ size_t serial_queued(const struct serial *s)
 
 void serial_pause_input(struct serial *s, bool paused)
 {
-	s->t->ops->want_read(s->t, !paused);
+	s->input_paused = paused;
+	s->t->ops->want_read(s->t, !paused && !s->input_choked);
 }
 
 bool serial_has_line(const struct serial *s)

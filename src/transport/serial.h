@@ -25,6 +25,10 @@
 
 #define SERIAL_HIGH_MARK (64u * 1024u)
 #define SERIAL_LOW_MARK (16u * 1024u)
+/* Past this much unread output the serial side is not read either: a client
+ * that sends commands but never reads the replies cannot make the queue
+ * grow without bound; its own writes block instead (issue: hostile input). */
+#define SERIAL_CHOKE_MARK (256u * 1024u)
 /* Paced: the high mark is ~100 ms of line time, within these bounds; the
  * low mark a quarter of it. */
 #define SERIAL_PACED_HIGH_MIN 4096u
@@ -58,6 +62,8 @@ struct serial {
 	const struct serial_events *ev;
 	void *ev_arg;
 	bool congested;
+	bool input_paused;  /* serial_pause_input(): flow control of a data path */
+	bool input_choked;  /* the output queue passed SERIAL_CHOKE_MARK */
 	bool want_write;
 	bool eof;
 	/* A line change (AT+UART_CUR) waits until the queue is empty so the
