@@ -19,6 +19,7 @@
 #include "cmd/cmd.h"
 #include "cmd/tcpip.h"
 
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "dev/device.h"
 #include "net/http.h"
@@ -112,46 +113,6 @@ static int open_sub(struct device *d, const char *a, const char *b, bool create)
 		fd = nfd;
 	}
 	return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *b = p;
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* temp file + fsync + rename + fsync of the directory */
-static int write_atomic(int dir, const char *name, const void *p, size_t n)
-{
-	char tmp[OTA_NAME_MAX + 16];
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	unlinkat(dir, tmp, 0);
-	int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int rc = write_all(fd, p, n);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && renameat(dir, tmp, dir, name) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(dir, tmp, 0);
-		return rc;
-	}
-	fsync(dir);
-	return 0;
 }
 
 static int read_small(int dir, const char *name, char *buf, size_t size, size_t *len)
@@ -359,7 +320,7 @@ static int on_image(void *arg, const void *p, size_t n)
 	size_t cap = parts[part_index(o->part)].kind == 0 ? OTA_IMAGE_MAX : OTA_CERT_MAX;
 	if (o->got + n > cap)
 		return -1;
-	if (write_all(o->fd, p, n) < 0)
+	if (fs_write_all(o->fd, p, n) < 0)
 		return -1;
 	o->got += n;
 	return 0;
@@ -505,7 +466,7 @@ static int install_cert(struct device *d, int kind, const char *ns, char *why, s
 			snprintf(key, sizeof(key), "%s.0", ns);
 			snprintf(tkey, sizeof(tkey), ".%s.type", key);
 			unlinkat(dir, tkey, 0); /* binary (8): no type file */
-			rc = write_atomic(dir, key, buf, n);
+			rc = fs_write_atomic_at(dir, key, buf, n);
 			close(dir);
 		}
 	}
@@ -564,7 +525,7 @@ static void download_done(void *arg, int status, long code, const char *why)
 			rc = renameat(dir, TMP_NAME, dir, "firmware.bin") < 0 ? -errno : 0;
 			if (rc == 0) {
 				fsync(dir);
-				rc = write_atomic(dir, "version", v, (size_t)vl);
+				rc = fs_write_atomic_at(dir, "version", v, (size_t)vl);
 			}
 			close(dir);
 		}

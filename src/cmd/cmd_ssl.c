@@ -32,6 +32,7 @@
 #include "cmd/cmd.h"
 #include "cmd/tcpip.h"
 
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "dev/device.h"
 #include "store/store.h"
@@ -236,19 +237,6 @@ static int check_value(const char *ns, int type, const uint8_t *p, size_t len, c
 
 /* ---- the manufacturing NVS on disk: <state-dir>/mfg ------------------------ */
 
-/* Directories are opened without following symlinks: nothing is ever
- * written outside the state dir, whatever links someone placed there. */
-static int open_dir_at(int at, const char *name, bool create)
-{
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(at, name, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	}
-	return fd < 0 ? -errno : fd;
-}
-
 static int open_mfg_dir(struct device *d, bool create)
 {
 	if (!d->opts.state_dir)
@@ -256,49 +244,9 @@ static int open_mfg_dir(struct device *d, bool create)
 	int top = open(d->opts.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (top < 0)
 		return -errno;
-	int fd = open_dir_at(top, "mfg", create);
+	int fd = fs_open_dir_at(top, "mfg", create);
 	close(top);
 	return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Write a file in dirfd atomically: temp file, fsync, rename, fsync dir. */
-static int write_atomic(int dirfd, const char *name, const void *p, size_t n)
-{
-	char tmp[MFG_NAME_MAX + 16];
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	unlinkat(dirfd, tmp, 0);
-	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int rc = write_all(fd, p, n);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(dirfd, tmp, 0);
-		return rc;
-	}
-	fsync(dirfd);
-	return 0;
 }
 
 static void type_file_name(char *out, size_t size, const char *key)
@@ -315,7 +263,7 @@ static int mfg_save(struct device *d, const char *ns, const char *key, int type,
 	int top = open_mfg_dir(d, true);
 	if (top < 0)
 		return top;
-	int dir = open_dir_at(top, ns, true);
+	int dir = fs_open_dir_at(top, ns, true);
 	close(top);
 	if (dir < 0)
 		return dir;
@@ -325,12 +273,12 @@ static int mfg_save(struct device *d, const char *ns, const char *key, int type,
 	if (type != MFG_BIN) {
 		char t[4];
 		int tl = snprintf(t, sizeof(t), "%d\n", type);
-		rc = write_atomic(dir, tname, t, (size_t)tl);
+		rc = fs_write_atomic_at(dir, tname, t, (size_t)tl);
 	} else if (unlinkat(dir, tname, 0) < 0 && errno != ENOENT) {
 		rc = -errno;
 	}
 	if (rc == 0)
-		rc = write_atomic(dir, key, p, n);
+		rc = fs_write_atomic_at(dir, key, p, n);
 	close(dir);
 	return rc;
 }
@@ -345,7 +293,7 @@ static int mfg_unlink(struct device *d, const char *ns, const char *key)
 		return 0;
 	if (top < 0)
 		return top;
-	int dir = open_dir_at(top, ns, false);
+	int dir = fs_open_dir_at(top, ns, false);
 	close(top);
 	if (dir == -ENOENT)
 		return 0;
@@ -458,7 +406,7 @@ static void load_value(struct device *d, int dir, const char *ns, const char *ke
 
 static void load_ns(struct device *d, int top, const char *ns)
 {
-	int dir = open_dir_at(top, ns, false);
+	int dir = fs_open_dir_at(top, ns, false);
 	if (dir < 0) {
 		log_warn("mfg: %s/mfg/%s ignored: %s", d->opts.state_dir, ns, strerror(-dir));
 		return;
