@@ -33,6 +33,7 @@ struct options {
 	uint32_t boot_ms;
 	uint32_t dns_port;
 	uint32_t ntp_port;
+	uint32_t ota_timeout;
 	int recvlen_idle;
 	const char *ota_server, *ota_server_ssl, *ota_token, *ota_ca;
 };
@@ -90,6 +91,7 @@ static void usage(FILE *f)
 "                       ota mode 1 (give both for both modes)\n"
 "  --ota-token TOKEN    the OTA token sent as \"Authorization: token TOKEN\"\n"
 "  --ota-ca FILE        CA for ota mode 1 (default <state-dir>/mfg/client_ca/client_ca.0)\n"
+"  --ota-timeout S      give up an update after S seconds (default 180, the module's)\n"
 "\n"
 "Diagnostics:\n"
 "  --log-level LEVEL    error, warn, info (default) or debug; logs go to stderr\n"
@@ -128,7 +130,7 @@ static char *default_state_dir(void)
 
 enum { OPT_BAUD = 256, OPT_RTSCTS, OPT_STATE, OPT_NOSTATE, OPT_PROFILE, OPT_LOG, OPT_TRACE,
        OPT_AP, OPT_APFILE, OPT_NETIF, OPT_JOIN, OPT_BOOT, OPT_PTY, OPT_SERIAL, OPT_TCP,
-       OPT_STDIO, OPT_DNSPORT, OPT_NTPPORT, OPT_RECVLEN, OPT_ALLOW, OPT_PACE,
+       OPT_STDIO, OPT_DNSPORT, OPT_NTPPORT, OPT_RECVLEN, OPT_ALLOW, OPT_PACE, OPT_OTATIMEOUT,
        OPT_OTASERVER, OPT_OTATOKEN, OPT_OTACA };
 
 static const struct option longopts[] = {
@@ -152,6 +154,7 @@ static const struct option longopts[] = {
 	{ "dns-port", required_argument, NULL, OPT_DNSPORT },
 	{ "ntp-port", required_argument, NULL, OPT_NTPPORT },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "ota-timeout", required_argument, NULL, OPT_OTATIMEOUT },
 	{ "ota-server", required_argument, NULL, OPT_OTASERVER },
 	{ "ota-token", required_argument, NULL, OPT_OTATOKEN },
 	{ "ota-ca", required_argument, NULL, OPT_OTACA },
@@ -280,6 +283,13 @@ static int parse_args(int argc, char **argv, struct options *o, struct wifi *aps
 			break;
 		case OPT_OTATOKEN: o->ota_token = optarg; break;
 		case OPT_OTACA: o->ota_ca = optarg; break;
+		case OPT_OTATIMEOUT:
+			if (parse_u32(optarg, 1, 3600, &o->ota_timeout) < 0) {
+				fprintf(stderr, "espatd: --ota-timeout wants seconds (1..3600), got '%s'\n",
+					optarg);
+				return -1;
+			}
+			break;
 		case OPT_ALLOW:
 			if (policy_add(&the_policy, optarg) < 0) {
 				fprintf(stderr, "espatd: bad --allow '%s' (want CIDR[:PORT[-PORT]], "
@@ -392,6 +402,7 @@ int main(int argc, char **argv)
 		.dns_port = (uint16_t)o.dns_port,
 		.ntp_port = (uint16_t)o.ntp_port,
 		.policy = &the_policy,
+		.ota_timeout_s = o.ota_timeout,
 		.ota_server = o.ota_server,
 		.ota_server_ssl = o.ota_server_ssl,
 		.ota_token = o.ota_token,

@@ -266,9 +266,15 @@ static void finish(struct device *d, bool ok, const char *why)
 	}
 }
 
+/* The module's 3 minutes, or --ota-timeout (tests). */
+static uint64_t ota_timeout_ms(const struct device *d)
+{
+	return d->opts.ota_timeout_s ? (uint64_t)d->opts.ota_timeout_s * 1000u : OTA_TIMEOUT_MS;
+}
+
 static void on_timeout(void *arg)
 {
-	finish(arg, false, "timeout (3 minutes)");
+	finish(arg, false, "no complete answer within the OTA timeout (3 minutes on the module)");
 }
 
 static const char *server_url(struct device *d, int mode)
@@ -570,7 +576,7 @@ static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, con
 	snprintf(o->version, sizeof(o->version), "%s", version);
 	snprintf(o->part, sizeof(o->part), "%s", part);
 	loop_timer_init(&o->timeout, on_timeout, d);
-	loop_timer_start(d->loop, &o->timeout, OTA_TIMEOUT_MS);
+	loop_timer_start(d->loop, &o->timeout, ota_timeout_ms(d));
 	if (!version[0]) {
 		o->phase = PH_QUERY;
 		if (!start_get(d, "/v1/device/rom/?is_format_simple=true", on_meta, query_done)) {
@@ -652,7 +658,7 @@ static enum at_rc cipfwver_query(struct at_req *r)
 	o->mode = 0;
 	o->phase = PH_FWVER;
 	loop_timer_init(&o->timeout, on_timeout, d);
-	loop_timer_start(d->loop, &o->timeout, OTA_TIMEOUT_MS);
+	loop_timer_start(d->loop, &o->timeout, ota_timeout_ms(d));
 	if (!start_get(d, "/v1/device/rom/", on_meta, fwver_done)) {
 		end_transfer(d);
 		return at_fail(r, AT_ERR_EXEC_FAIL);

@@ -69,6 +69,7 @@ struct device_opts {
 	uint16_t dns_port;          /* --dns-port: port of the CIPDNS servers */
 	uint16_t ntp_port;          /* --ntp-port: port of the SNTP servers (0 = 123) */
 	const struct policy *policy; /* --allow: where the MCU may connect */
+	uint32_t ota_timeout_s;     /* --ota-timeout; 0 = the module's 3 minutes */
 	const char *ota_server;     /* --ota-server http://... (ota mode 0) */
 	const char *ota_server_ssl; /* --ota-server https://... (ota mode 1) */
 	const char *ota_token;      /* --ota-token */

@@ -12,6 +12,7 @@ test CA made with the openssl command) ota mode 1."""
 import http.server
 import json
 import os
+import time
 import shutil
 import socketserver
 import ssl
@@ -42,6 +43,7 @@ class OtaServer:
         self.latest = latest
         self.token = token
         self.cut = None
+        self.stall = None   # (version, name) whose body never comes
         self.requests = []
         srv = self
 
@@ -74,6 +76,16 @@ class OtaServer:
                     if key not in srv.files:
                         return self.reply(404, b'{"status": 404, "message": "no such rom"}')
                     body = srv.files[key]
+                    if srv.stall == key:
+                        # headers, a little of the body, then silence
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body[:100])
+                        self.wfile.flush()
+                        time.sleep(6)
+                        self.close_connection = True
+                        return None
                     if srv.cut == key:
                         # the server goes away half-way through the body
                         self.reply(200, body[:len(body) // 2], "application/octet-stream",
@@ -317,3 +329,28 @@ def start_fails_plain(c, cmd):
 
 
 _ = start_fails  # the SYSLOG variant lives in test_ssl
+
+
+def test_timeout(espatd, servers):
+    """A server that stops sending: the update gives up at the timeout (the
+    module's 3 minutes; --ota-timeout shortens it here) and the old image
+    stays."""
+    img2 = os.urandom(5000)
+    srv = servers({("v3.5.0.0", "ota"): IMAGE, ("v3.8.0.0", "ota"): img2}, "v3.5.0.0")
+    d = espatd("--ota-server", srv.url, "--ota-token", TOKEN, "--ota-timeout", "2")
+    c = d.client
+    c.echo_off()
+    c.transact(b'AT+CIUPDATE=0,"v3.5.0.0"\r\n', b"+CIPUPDATE:1\r\n+CIPUPDATE:4\r\n" + OK +
+               b"\r\nready\r\n", timeout=10 * espat.SCALE)
+    c.echo_off()
+    srv.stall = ("v3.8.0.0", "ota")
+    t0 = time.monotonic()
+    c.transact(b'AT+CIUPDATE=0,"v3.8.0.0"\r\n', b"+CIPUPDATE:1\r\n" + ERROR,
+               timeout=10 * espat.SCALE)
+    assert 1.5 < time.monotonic() - t0 < 5 * espat.SCALE
+    assert firmware(d) == (IMAGE, "v3.5.0.0")
+    # non-blocking: OK at once, then -1 at the timeout
+    c.transact(b'AT+CIUPDATE=0,"v3.8.0.0",,1\r\n', OK, quiet=0)
+    c.expect(b"+CIPUPDATE:1\r\n+CIPUPDATE:-1\r\n", timeout=10 * espat.SCALE)
+    assert firmware(d) == (IMAGE, "v3.5.0.0")
+    log_has(d, "OTA timeout")
