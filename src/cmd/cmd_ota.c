@@ -553,6 +553,17 @@ static void download_done(void *arg, int status, long code, const char *why)
 	finish(d, true, "");
 }
 
+/* A start that fails: blocking, ERROR; non-blocking, the module has already
+ * said OK and reports the failure afterwards (seed reference). */
+static enum at_rc start_failed(struct at_req *r, bool blocking)
+{
+	if (blocking)
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	at_out_result(r->out, AT_RC_OK);
+	at_out_urc(r->out, "+CIPUPDATE:-1");
+	return AT_RC_DONE;
+}
+
 static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, const char *part,
 			    bool blocking)
 {
@@ -568,7 +579,7 @@ static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, con
 		log_warn("AT+CIUPDATE: no OTA server for ota mode %d (--ota-server %s...)", mode,
 			 mode ? "https://" : "http://");
 		o->state = ST_FAILED;
-		return at_fail(r, AT_ERR_EXEC_FAIL);
+		return start_failed(r, blocking);
 	}
 	o->mode = mode;
 	o->blocking = blocking;
@@ -582,7 +593,7 @@ static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, con
 		if (!start_get(d, "/v1/device/rom/?is_format_simple=true", on_meta, query_done)) {
 			end_transfer(d);
 			o->state = ST_FAILED;
-			return at_fail(r, AT_ERR_EXEC_FAIL);
+			return start_failed(r, blocking);
 		}
 	} else {
 		const char *err = start_download(d);
@@ -590,7 +601,7 @@ static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, con
 			log_warn("OTA of \"%s\" failed: %s", part, err);
 			end_transfer(d);
 			o->state = ST_FAILED;
-			return at_fail(r, AT_ERR_EXEC_FAIL);
+			return start_failed(r, blocking);
 		}
 	}
 	return blocking ? AT_RC_PENDING : AT_RC_OK;

@@ -354,3 +354,19 @@ def test_timeout(espatd, servers):
     c.expect(b"+CIPUPDATE:1\r\n+CIPUPDATE:-1\r\n", timeout=10 * espat.SCALE)
     assert firmware(d) == (IMAGE, "v3.5.0.0")
     log_has(d, "OTA timeout")
+
+
+def test_nonblocking_start_failures(espatd, servers):
+    """Non-blocking, the module answers OK first and reports the failure as
+    +CIPUPDATE:-1; blocking, ERROR."""
+    d = espatd()   # no --ota-server
+    c = d.client
+    c.echo_off()
+    c.transact(b"AT+CIUPDATE=0,,,1\r\n", OK + b"+CIPUPDATE:-1\r\n")
+    c.transact(b"AT+CIUPDATE=0\r\n", ERROR)
+    srv = servers({("v3.5.0.0", "ota"): IMAGE}, "v3.5.0.0")
+    d2 = espatd("--ota-server", srv.url, "--ota-token", TOKEN)
+    c2 = d2.client
+    c2.echo_off()
+    c2.transact(b'AT+CIUPDATE=0,"v3.5.0.0","mqtt_ca",1\r\n', OK + b"+CIPUPDATE:-1\r\n")
+    c2.transact(b"AT+CIUPDATE?\r\n", b"+CIPUPDATE:-1\r\n" + OK)
