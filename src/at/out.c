@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -188,9 +189,16 @@ void at_out_ipd(struct at_out *o, int id, size_t len, const char *ip, unsigned p
 		n = snprintf(head, sizeof(head), "\r\n+IPD,%zu,\"%s\",%u:", len, ip, port);
 	else
 		n = snprintf(head, sizeof(head), "\r\n+IPD,%d,%zu,\"%s\",%u:", id, len, ip, port);
+	/* ESP-AT >= 2 appends CR LF after the data (§3.2). */
+	if (o->sinkv) {
+		struct iovec iov[3] = { { head, (size_t)n }, { (void *)data, len },
+					{ (void *)"\r\n", 2 } };
+		o->sinkv(o->sink_arg, iov, 3);
+		return;
+	}
 	at_out_raw(o, head, (size_t)n);
 	at_out_raw(o, data, len);
-	at_out_raw(o, S("\r\n")); /* ESP-AT >= 2 appends CR LF (§3.2) */
+	at_out_raw(o, S("\r\n"));
 }
 
 void at_out_ipd_notice(struct at_out *o, int id, size_t len)

@@ -24,9 +24,14 @@ enum at_rc {
 };
 
 typedef void (*at_sink_fn)(void *arg, const void *p, size_t n);
+struct iovec;
+/* Optional: several pieces that leave in one write (an +IPD's header,
+ * payload and CR LF). */
+typedef void (*at_sinkv_fn)(void *arg, const struct iovec *iov, int iovcnt);
 
 struct at_out {
 	at_sink_fn sink;
+	at_sinkv_fn sinkv;
 	void *sink_arg;
 	bool syslog;   /* AT+SYSLOG: print ERR CODE / +ERRNO lines */
 	bool hold;     /* a data phase is open: URCs wait in `held` */

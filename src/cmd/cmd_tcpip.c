@@ -67,8 +67,10 @@ void tcpip_set_policy(struct device *d, struct link *lk)
 		return;
 	if (passive(d, lk->id))
 		link_set_reading(lk, true, LINK_RX_WINDOW);
-	else
-		link_set_reading(lk, !serial_congested(d->serial), LINK_IPD_MAX);
+	else /* TCP reads a window's worth, cut into +IPD of 2920 (F4); UDP
+	      * one datagram at a time */
+		link_set_reading(lk, !serial_congested(d->serial),
+				 lk->proto == LINK_UDP ? LINK_IPD_MAX : LINK_RX_WINDOW);
 }
 
 

@@ -27,6 +27,12 @@ static void sink(void *arg, const void *p, size_t n)
 	serial_write(d->serial, p, n);
 }
 
+static void sinkv(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct device *d = arg;
+	serial_writev(d->serial, iov, iovcnt);
+}
+
 static void reboot(struct device *d)
 {
 	d->restart_pending = false;
@@ -100,6 +106,7 @@ int device_init(struct device *d, struct loop *l, struct serial *s, const struct
 	tcpip_init_links(d);
 	at_engine_init(&d->at, d, tables, sizeof(tables) / sizeof(tables[0]), &hooks, sink, d);
 	at_engine_set_loop(&d->at, l);
+	d->at.out.sinkv = sinkv;
 	loop_timer_init(&d->boot_timer, booted, d);
 	return 0;
 }
