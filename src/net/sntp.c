@@ -119,7 +119,11 @@ int sntp_tz_parse(int64_t value, int *minutes, int *shown)
 		return 0;
 	}
 	/* Second form: [-][hh]mm. The integer parser has already dropped any
-	 * leading zero, so 015 arrives as 15: +00:15 (seed reference). */
+	 * leading zero, so 015 arrives as 15: +00:15 (seed reference). Range
+	 * first, so that no value can overflow the negation (found by
+	 * fuzzing). */
+	if (value < -1259 || value > 1459)
+		return -EINVAL;
 	int64_t a = value < 0 ? -value : value;
 	int64_t hh = a / 100, mm = a % 100;
 	if (mm > 59 || (value < 0 ? hh > 12 : hh > 14))
