@@ -190,6 +190,11 @@ static void eof_check(void *arg)
 		loop_stop(l, 0);
 }
 
+static void serial_flush_hook(void *arg)
+{
+	serial_flush(arg);
+}
+
 static void serial_eof(void *arg)
 {
 	struct device *d = arg;
@@ -414,6 +419,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "espatd: cannot start %s: %s\n", t->desc, strerror(-rc));
 		return 1;
 	}
+	log_set_before_line(serial_flush_hook, &the_serial);
 	if (o.pace)
 		serial_set_pace(&the_serial, &dopt.uart);
 	rc = device_init(d, l, &the_serial, &dopt);
@@ -441,6 +447,7 @@ int main(int argc, char **argv)
 	rc = loop_run(l);
 
 	device_free(d);
+	log_set_before_line(NULL, NULL);
 	serial_free(&the_serial);
 	loop_free(l);
 	trace_close();

@@ -47,14 +47,17 @@ static void pt_pump(struct device *d)
 		/* A full packet goes at once; a shorter one waits for
 		 * AT+TRANSINTVL ms of silence (pt_flush). */
 		if (n >= packet || !t->pt_flush.armed) {
+			/* UDP: one datagram per packet (§4.2). TCP is a
+			 * stream: every whole packet buffered goes in one
+			 * send, the peer sees the same bytes (F5). */
 			if (n > packet)
-				n = packet;
+				n = lk->proto == LINK_UDP ? packet : n - n % packet;
 			t->send_kind = SEND_PASSTHROUGH;
 			if (link_send(lk, buf_head(&t->pt_buf), n, NULL) == 0)
 				buf_consume(&t->pt_buf, n);
 		}
 	}
-	serial_pause_input(d->serial, buf_used(&t->pt_buf) >= PT_QUEUE_MAX);
+	serial_input_flow(d->serial, buf_used(&t->pt_buf), PT_QUEUE_MAX);
 }
 
 static void pt_flush_due(void *arg)
@@ -81,7 +84,7 @@ void pt_data(struct device *d, const uint8_t *p, size_t n)
 	if (buf_used(&t->pt_buf) >= d->profile->pt_packet)
 		pt_pump(d);
 	else
-		serial_pause_input(d->serial, buf_used(&t->pt_buf) >= PT_QUEUE_MAX);
+		serial_input_flow(d->serial, buf_used(&t->pt_buf), PT_QUEUE_MAX);
 }
 
 void pt_send_done(struct device *d, struct link *lk, int err)

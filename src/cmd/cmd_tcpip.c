@@ -656,7 +656,7 @@ static void sendl_pump(struct device *d)
 		}
 		buf_consume(&t->sendbuf, n);
 	}
-	serial_pause_input(d->serial, buf_used(&t->sendbuf) >= SENDL_QUEUE_MAX);
+	serial_input_flow(d->serial, buf_used(&t->sendbuf), SENDL_QUEUE_MAX);
 }
 
 static void send_long_chunk(struct device *d, const uint8_t *p, size_t n, int done)
@@ -667,7 +667,7 @@ static void send_long_chunk(struct device *d, const uint8_t *p, size_t n, int do
 	if (!t->links[t->send_id].sending)
 		sendl_pump(d);
 	else
-		serial_pause_input(d->serial, buf_used(&t->sendbuf) >= SENDL_QUEUE_MAX);
+		serial_input_flow(d->serial, buf_used(&t->sendbuf), SENDL_QUEUE_MAX);
 }
 
 void tcpip_cancel(struct device *d)
@@ -816,13 +816,14 @@ static enum at_rc ciprecvdata_setup(struct at_req *r)
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	if (n > (size_t)len)
 		n = (size_t)len;
-	char ip[INET6_ADDRSTRLEN];
-	const struct sockaddr_storage *from = link_next_from(lk);
-	link_addr_str(from, ip, sizeof(ip));
-	if (t->dinfo)
+	if (t->dinfo) {
+		char ip[INET6_ADDRSTRLEN];
+		const struct sockaddr_storage *from = link_next_from(lk);
+		link_addr_str(from, ip, sizeof(ip));
 		at_out_text(r->out, "+CIPRECVDATA:%zu,\"%s\",%u,", n, ip, link_addr_port(from));
-	else
+	} else {
 		at_out_text(r->out, "+CIPRECVDATA:%zu,", n);
+	}
 	at_out_raw(r->out, buf_head(&lk->rx), n);
 	link_consume(lk, n);
 	at_out_result(r->out, AT_RC_OK);
@@ -835,6 +836,10 @@ static enum at_rc ciprecvdata_setup(struct at_req *r)
 		t->notified[id] = true;
 	} else if (t->close_held[id]) {
 		tcpip_close_link(d, lk);
+	} else {
+		/* Room again: what the peer sent meanwhile gets its notice now,
+		 * so the data, the OK and the notice leave in one write. */
+		link_read_now(lk);
 	}
 	return AT_RC_DONE;
 }

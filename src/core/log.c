@@ -1,6 +1,7 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -8,6 +9,15 @@
 
 static enum log_level current = LOGL_INFO;
 static const char *const names[] = { "error", "warn", "info", "debug" };
+
+static void (*before_line)(void *arg);
+static void *before_arg;
+
+void log_set_before_line(void (*fn)(void *arg), void *arg)
+{
+	before_line = fn;
+	before_arg = arg;
+}
 
 void log_set_level(enum log_level lv)
 {
@@ -38,6 +48,12 @@ void log_msg(enum log_level lv, const char *fmt, ...)
 {
 	if (lv > current)
 		return;
+	static bool in_hook; /* the hook may log (a failed write) */
+	if (before_line && !in_hook) {
+		in_hook = true;
+		before_line(before_arg);
+		in_hook = false;
+	}
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);

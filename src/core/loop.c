@@ -24,6 +24,8 @@ struct loop_sig {
 struct loop {
 	int epfd;
 	struct loop_timer *timers; /* sorted by due, then insertion order */
+	struct loop_defer *defers, **defers_tail; /* FIFO */
+	struct loop_defer *lasts, **lasts_tail;   /* FIFO, after the defers */
 	struct epoll_event batch[LOOP_BATCH];
 	int batch_n;               /* events of the batch being dispatched */
 	int batch_i;
@@ -49,6 +51,8 @@ int loop_new(struct loop **out)
 		return -e;
 	}
 	l->sigfd = -1;
+	l->defers_tail = &l->defers;
+	l->lasts_tail = &l->lasts;
 	sigemptyset(&l->sigmask);
 	*out = l;
 	return 0;
@@ -197,9 +201,75 @@ static void run_timers(struct loop *l)
 	}
 }
 
+void loop_defer_init(struct loop_defer *d, loop_timer_fn fn, void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->fn = fn;
+	d->arg = arg;
+}
+
+void loop_defer_init_last(struct loop_defer *d, loop_timer_fn fn, void *arg)
+{
+	loop_defer_init(d, fn, arg);
+	d->last = true;
+}
+
+void loop_defer(struct loop *l, struct loop_defer *d)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = NULL;
+	struct loop_defer ***tail = d->last ? &l->lasts_tail : &l->defers_tail;
+	**tail = d;
+	*tail = &d->next;
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_defer *d)
+{
+	if (!d->queued)
+		return;
+	struct loop_defer **head = d->last ? &l->lasts : &l->defers;
+	struct loop_defer ***tail = d->last ? &l->lasts_tail : &l->defers_tail;
+	for (struct loop_defer **pp = head; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			if (*tail == &d->next)
+				*tail = pp;
+			break;
+		}
+	}
+	d->next = NULL;
+	d->queued = false;
+}
+
+static struct loop_defer *defer_pop(struct loop_defer **head, struct loop_defer ***tail)
+{
+	struct loop_defer *d = *head;
+	*head = d->next;
+	if (!*head)
+		*tail = head;
+	d->next = NULL;
+	d->queued = false;
+	return d;
+}
+
+/* Work queued by the work itself runs in the same pass, up to a bound so a
+ * callback that keeps re-queueing cannot keep the loop from I/O: the rest
+ * runs after the next (then non-blocking) epoll_wait. The "last" queue runs
+ * only when the other is empty. */
+static void run_defers(struct loop *l)
+{
+	for (int i = 0; (l->defers || l->lasts) && i < 64; i++) {
+		struct loop_defer *d = l->defers ? defer_pop(&l->defers, &l->defers_tail)
+						 : defer_pop(&l->lasts, &l->lasts_tail);
+		d->fn(d->arg);
+	}
+}
+
 int loop_turn(struct loop *l, int max_wait_ms)
 {
-	int timeout = max_wait_ms;
+	int timeout = l->defers || l->lasts ? 0 : max_wait_ms;
 	if (l->timers) {
 		uint64_t now = clock_now_ms();
 		uint64_t due = l->timers->due;
@@ -232,6 +302,7 @@ int loop_turn(struct loop *l, int max_wait_ms)
 	}
 	l->batch_n = l->batch_i = 0;
 	run_timers(l);
+	run_defers(l);
 	return 0;
 }
 

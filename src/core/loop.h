@@ -47,6 +47,29 @@ void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *arg);
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t delay_ms);
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
 
+/* Caller-owned piece of work run once at the end of the current loop turn,
+ * after the I/O events and timers (redis ae's "beforesleep"). The serial
+ * side uses it to write everything one turn produced in one write(): the
+ * data, the OK and the next notice of AT+CIPRECVDATA, "Recv N bytes" with
+ * "SEND OK" (docs/performance.md, F7). Queued outside a turn, it runs at the
+ * end of the next one, which then does not sleep. */
+struct loop_defer {
+	loop_timer_fn fn;
+	void *arg;
+	struct loop_defer *next;
+	bool queued;
+	bool last; /* runs after every other piece of deferred work */
+};
+
+void loop_defer_init(struct loop_defer *d, loop_timer_fn fn, void *arg);
+/* The serial side's write comes after the work that produces output (a
+ * send's result: "SEND OK" joins the "Recv N bytes" before it). */
+void loop_defer_init_last(struct loop_defer *d, loop_timer_fn fn, void *arg);
+/* Queue `d` (no-op if already queued); a callback may queue more work,
+ * which runs in the same pass. */
+void loop_defer(struct loop *l, struct loop_defer *d);
+void loop_defer_cancel(struct loop *l, struct loop_defer *d);
+
 /* Route a signal to fn through a signalfd (blocks it for normal delivery). */
 int loop_signal(struct loop *l, int signo, loop_timer_fn fn, void *arg);
 

@@ -37,7 +37,7 @@ void link_init(struct link *lk, int id, struct loop *l, const struct link_events
 	buf_init(&lk->tx);
 	loop_timer_init(&lk->conn_timer, on_conn_timeout, lk);
 	loop_timer_init(&lk->send_timer, on_send_timeout, lk);
-	loop_timer_init(&lk->done_timer, on_send_done, lk);
+	loop_defer_init(&lk->done, on_send_done, lk);
 	loop_timer_init(&lk->tls_timer, on_tls_pending, lk);
 }
 
@@ -337,7 +337,7 @@ void link_close(struct link *lk)
 {
 	loop_timer_stop(lk->loop, &lk->conn_timer);
 	loop_timer_stop(lk->loop, &lk->send_timer);
-	loop_timer_stop(lk->loop, &lk->done_timer);
+	loop_defer_cancel(lk->loop, &lk->done);
 	loop_timer_stop(lk->loop, &lk->tls_timer);
 	if (lk->tls) {
 		tls_free(lk->tls); /* close_notify */
@@ -401,9 +401,9 @@ static void on_send_done(void *arg)
 	lk->ev->send_done(lk->ev_arg, lk, lk->send_err);
 }
 
-/* The result always reaches the AT side from the loop, never from inside
- * link_send(): the stack answers later on the module too, and callers may
- * start the next send from the event. */
+/* The result always reaches the AT side from the loop (at the end of the
+ * turn), never from inside link_send(): the stack answers later on the
+ * module too, and callers may start the next send from the event. */
 static void finish_send(struct link *lk, int err)
 {
 	lk->sending = false;
@@ -411,7 +411,7 @@ static void finish_send(struct link *lk, int err)
 	loop_timer_stop(lk->loop, &lk->send_timer);
 	buf_reset(&lk->tx);
 	update_want(lk);
-	loop_timer_start(lk->loop, &lk->done_timer, 0);
+	loop_defer(lk->loop, &lk->done);
 }
 
 static void on_send_timeout(void *arg)
@@ -641,6 +641,12 @@ void link_set_reading(struct link *lk, bool on, size_t limit)
 	lk->read_on = on;
 	lk->rx_limit = limit;
 	update_want(lk);
+}
+
+void link_read_now(struct link *lk)
+{
+	if (lk->state == LINK_OPEN && lk->read_on && buf_used(&lk->rx) < lk->rx_limit)
+		on_io(lk, LOOP_READ);
 }
 
 size_t link_buffered(const struct link *lk)

@@ -91,7 +91,7 @@ struct link {
 	struct sockaddr_storage tx_dest;
 	bool tx_has_dest;
 	struct loop_timer send_timer;
-	struct loop_timer done_timer; /* delivers send_done from the loop */
+	struct loop_defer done; /* delivers send_done at the end of the loop turn */
 	int send_err;
 	struct loop_timer conn_timer;
 	struct link_opts opts;
@@ -126,6 +126,11 @@ void link_set_reading(struct link *lk, bool on, size_t limit);
 /* Consume n bytes from the front of the receive buffer (UDP: whole or part
  * of the first datagram). */
 void link_consume(struct link *lk, size_t n);
+/* Read the socket now if the reading policy allows, as if epoll had said it
+ * is readable: after the host drained the buffer, the next notice then
+ * follows in the same loop turn (docs/performance.md, F3). Events may
+ * follow, peer_closed included. */
+void link_read_now(struct link *lk);
 /* Bytes of the first datagram (UDP) or all buffered bytes (TCP). */
 size_t link_next_len(const struct link *lk);
 size_t link_buffered(const struct link *lk);

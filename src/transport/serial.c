@@ -120,6 +120,7 @@ static void set_want_write(struct serial *s, bool on)
 
 static void flush(struct serial *s)
 {
+	loop_defer_cancel(s->t->loop, &s->txd);
 	bool blocked = false;
 	uint64_t now = s->pace.on ? clock_now_ms() : 0;
 	while (buf_used(&s->out)) {
@@ -167,6 +168,12 @@ static void flush(struct serial *s)
 static void tx_due(void *arg)
 {
 	flush(arg);
+}
+
+void serial_flush(struct serial *s)
+{
+	if (s->t && buf_used(&s->out) && !s->want_write && !s->tx.armed)
+		flush(s);
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -245,6 +252,7 @@ int serial_init(struct serial *s, struct transport *t, const struct serial_event
 	buf_init(&s->in);
 	loop_timer_init(&s->pump, pump, s);
 	loop_timer_init(&s->tx, tx_due, s);
+	loop_defer_init_last(&s->txd, tx_due, s);
 	set_marks(s);
 	transport_bind(t, &tr_events, s);
 	return t->ops->start(t);
@@ -256,6 +264,7 @@ void serial_free(struct serial *s)
 		flush(s);
 		loop_timer_stop(s->t->loop, &s->pump);
 		loop_timer_stop(s->t->loop, &s->tx);
+		loop_defer_cancel(s->t->loop, &s->txd);
 		s->t->ops->destroy(s->t);
 		s->t = NULL;
 	}
@@ -263,12 +272,17 @@ void serial_free(struct serial *s)
 	buf_free(&s->in);
 }
 
-/* Bytes leave at once unless the queue waits for the descriptor or, paced,
- * for tokens: then they join it and leave with it. */
+/* Bytes leave at the end of the turn, or at once past SERIAL_COALESCE_MAX,
+ * unless the queue waits for the descriptor or, paced, for tokens: then
+ * they join it and leave with it. */
 static void queued(struct serial *s)
 {
-	if (!s->want_write && !s->tx.armed)
-		flush(s);
+	if (!s->want_write && !s->tx.armed) {
+		if (buf_used(&s->out) >= SERIAL_COALESCE_MAX)
+			flush(s);
+		else
+			loop_defer(s->t->loop, &s->txd);
+	}
 	if (buf_used(&s->out) >= s->high)
 		s->congested = true;
 	if (!s->input_choked && buf_used(&s->out) >= SERIAL_CHOKE_MARK) {
@@ -323,6 +337,14 @@ void serial_pause_input(struct serial *s, bool paused)
 {
 	s->input_paused = paused;
 	s->t->ops->want_read(s->t, !paused && !s->input_choked);
+}
+
+void serial_input_flow(struct serial *s, size_t queued, size_t max)
+{
+	if (queued >= max && !s->input_paused)
+		serial_pause_input(s, true);
+	else if (queued < max / 2 && s->input_paused)
+		serial_pause_input(s, false);
 }
 
 bool serial_has_line(const struct serial *s)

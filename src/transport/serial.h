@@ -3,9 +3,13 @@
  * its high mark the serial side is "congested" and producers (links) stop
  * reading their sockets until it drains (design.md §1, back-pressure).
  *
- * Output is written at once when the queue is idle (a log line about an
- * event follows its bytes); serial_writev() puts several pieces (an +IPD
- * header, its payload, its CR LF) into one write().
+ * Output is written at the end of the loop turn that produced it (a
+ * loop_defer), so what one turn says leaves in one write(): "Recv N bytes"
+ * with "SEND OK", the data, OK and next notice of AT+CIPRECVDATA; more than
+ * SERIAL_COALESCE_MAX waiting is written at once. serial_flush() writes
+ * what is queued now: main.c calls it before every log line, so a log line
+ * about an event still follows its bytes. serial_writev() queues several
+ * pieces (an +IPD header, its payload, its CR LF) at once.
  *
  * Pacing (--pace): the queue is drained no faster than a UART at the line's
  * rate would send it, baud / bits-per-frame bytes a second (baud/10 at 8N1),
@@ -32,6 +36,9 @@
 /* Paced: the high mark is ~100 ms of line time, within these bounds; the
  * low mark a quarter of it. */
 #define SERIAL_PACED_HIGH_MIN 4096u
+/* Output of one turn is held for the end of the turn up to this much: past
+ * it a bulk transfer gains nothing from waiting. */
+#define SERIAL_COALESCE_MAX (16u * 1024u)
 
 struct serial;
 
@@ -73,6 +80,8 @@ struct serial {
 	size_t high, low; /* congestion marks */
 	/* Paced: writes the queue again as soon as the bucket allows more. */
 	struct loop_timer tx;
+	/* Unpaced: the end-of-turn write of what the turn queued. */
+	struct loop_defer txd;
 	struct serial_pace pace;
 	/* Paced input (scripts on --stdio): lines are handed on one at a time,
 	 * each when `ready` says the module takes input again, as a driver that
@@ -88,9 +97,16 @@ void serial_write(struct serial *s, const void *p, size_t n);
 /* The pieces in order, as one write when the queue is idle (no syscall per
  * piece); the same bytes and timing as serial_write() of each. */
 void serial_writev(struct serial *s, const struct iovec *iov, int iovcnt);
+/* Write what is queued now, as far as the descriptor (and, paced, the
+ * token bucket) allows. */
+void serial_flush(struct serial *s);
 bool serial_congested(const struct serial *s);
 size_t serial_queued(const struct serial *s);
 void serial_pause_input(struct serial *s, bool paused);
+/* Flow control of a data path whose queue holds `queued` bytes: pause the
+ * input at `max`, resume it below max / 2, so a steady stream does not
+ * toggle the descriptor's epoll mask at every read. */
+void serial_input_flow(struct serial *s, size_t queued, size_t max);
 /* Change the line once all queued output is written. -ENOTSUP if the
  * transport has no line settings and output is not paced; when paced, the
  * new line's rate applies to the pacing (any transport). */
