@@ -196,11 +196,22 @@ static enum at_rc uart_def_setup(struct at_req *r)
 	struct line_cfg c;
 	if (uart_parse(r, &c) < 0)
 		return AT_RC_ERROR;
-	d->uart_def = c;
-	/* Always saved (protocol.md §6.2); a failed write is an ERROR. */
+	/* Always saved (protocol.md §6.2); a failed write is an ERROR, and
+	 * then nothing changed: neither the value queried now nor the one the
+	 * store would write at its next successful save. */
+	struct line_cfg old;
+	size_t len = 0;
+	bool had = store_get_blob(d->store, NS_SYS, "uart_def", &old, sizeof(old), &len) == 0 &&
+		   len == sizeof(old);
 	device_save_blob(d, NS_SYS, "uart_def", &c, sizeof(c), true);
-	if (store_commit(d->store) < 0)
+	if (store_commit(d->store) < 0) {
+		if (had)
+			store_set_blob(d->store, NS_SYS, "uart_def", &old, sizeof(old));
+		else
+			store_erase_key(d->store, NS_SYS, "uart_def");
 		return AT_RC_ERROR;
+	}
+	d->uart_def = c;
 	at_out_result(r->out, AT_RC_OK);
 	uart_apply(d, &c);
 	return AT_RC_DONE;

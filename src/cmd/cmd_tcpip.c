@@ -74,13 +74,23 @@ void tcpip_set_policy(struct device *d, struct link *lk)
 }
 
 
+static void ev_send_done(void *arg, struct link *lk, int err);
+
 void tcpip_close_link(struct device *d, struct link *lk)
 {
 	int id = lk->id;
+	/* A CIPSEND whose send this link still owes an answer ends now, with
+	 * SEND FAIL (§2.9), before CLOSED: link_close() drops the answer, and
+	 * the AT side would wait for it forever, ignoring every command.
+	 * Passthrough has its own link-loss path. */
+	bool owed = link_send_pending(lk) && tc(d)->send_kind != SEND_PASSTHROUGH;
+	int err = lk->sending ? -ECONNABORTED : lk->send_err;
 	server_forget(d, lk);
 	link_close(lk);
 	tc(d)->notified[id] = false;
 	tc(d)->close_held[id] = false;
+	if (owed)
+		ev_send_done(d, lk, err);
 	at_out_closed(&d->at.out, tcpip_shown_id(d, id));
 }
 
@@ -239,7 +249,10 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 	t->query = NULL;
 	if (status < 0 || res->n == 0) {
 		log_info("link %d: cannot resolve the remote host: %s", lk->id,
-			 status == -ETIMEDOUT ? "DNS timeout" : "unknown host");
+			 status == -ETIMEDOUT	   ? "DNS timeout"
+			 : status == -ECONNREFUSED ? "the DNS server refused or is unreachable "
+						     "(check AT+CIPDNS)"
+						   : "unknown host");
 		start_failed(d, lk, status, false);
 		return;
 	}

@@ -77,15 +77,33 @@ static socklen_t addr_len(const struct sockaddr_storage *a)
 	return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/* epoll reports EPOLLERR and EPOLLHUP whatever the mask asks for: a reset
+ * socket whose link reads nothing (passive data waiting for AT+CIPRECVDATA,
+ * a full window, a peer-closed link) would wake the loop on every turn. A
+ * link that wants no events is out of epoll until it wants some. */
+static void io_want(struct link *lk, unsigned want)
+{
+	if (!want) {
+		loop_io_del(lk->loop, &lk->io);
+		return;
+	}
+	if (!lk->io.added) {
+		if (loop_io_add(lk->loop, &lk->io, lk->fd, want, on_io, lk) < 0)
+			log_warn("link %d: cannot watch its socket", lk->id);
+		return;
+	}
+	loop_io_want(lk->loop, &lk->io, want);
+}
+
 static void update_want(struct link *lk)
 {
-	if (lk->fd < 0 || !lk->io.added)
+	if (lk->fd < 0)
 		return;
 	unsigned want = 0;
 	if (lk->state == LINK_HANDSHAKE) {
 		unsigned w = tls_wants(lk->tls);
 		want = (w & TLS_WANT_WRITE ? LOOP_WRITE : 0) | (w & TLS_WANT_READ ? LOOP_READ : 0);
-		loop_io_want(lk->loop, &lk->io, want ? want : LOOP_READ);
+		io_want(lk, want ? want : LOOP_READ);
 		return;
 	}
 	if (lk->state == LINK_CONNECTING || buf_used(&lk->tx))
@@ -100,7 +118,7 @@ static void update_want(struct link *lk)
 	 * loop once there is room again. */
 	if (lk->tls && (want & LOOP_READ) && tls_pending(lk->tls))
 		loop_timer_start(lk->loop, &lk->tls_timer, 0);
-	loop_io_want(lk->loop, &lk->io, want);
+	io_want(lk, want);
 }
 
 int link_apply_opts(struct link *lk, const struct link_opts *o)
@@ -389,7 +407,7 @@ static void on_conn_timeout(void *arg)
 static void peer_gone(struct link *lk, int err)
 {
 	lk->state = LINK_PEER_CLOSED;
-	loop_io_want(lk->loop, &lk->io, 0);
+	io_want(lk, 0);
 	if (lk->sending) /* nothing more can be delivered: the send fails */
 		finish_send(lk, err ? err : -EPIPE);
 	lk->ev->peer_closed(lk->ev_arg, lk, err);
@@ -641,6 +659,11 @@ void link_set_reading(struct link *lk, bool on, size_t limit)
 	lk->read_on = on;
 	lk->rx_limit = limit;
 	update_want(lk);
+}
+
+bool link_send_pending(const struct link *lk)
+{
+	return lk->sending || lk->done.queued;
 }
 
 void link_read_now(struct link *lk)

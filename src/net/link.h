@@ -138,6 +138,8 @@ size_t link_buffered(const struct link *lk);
 const struct sockaddr_storage *link_next_from(const struct link *lk);
 int link_apply_opts(struct link *lk, const struct link_opts *opts);
 bool link_in_use(const struct link *lk);
+/* A send started with link_send() has not reported send_done() yet. */
+bool link_send_pending(const struct link *lk);
 
 /* "192.168.1.2" / "::1" and the port of an address. */
 void link_addr_str(const struct sockaddr_storage *a, char *out, size_t size);

@@ -55,6 +55,11 @@ struct store {
 	struct entry *v; /* sorted by (ns, key) */
 	size_t n, cap;
 	bool dirty;
+	/* The failure the last commit logged (0 after a good one). The store
+	 * stays dirty after a failure, so every later AT command retries; an
+	 * unwritable state dir must not log the same error for each of them. */
+	int fail_rc;
+	const char *fail_step;
 };
 
 /* ------------------------------------------------------------------ names */
@@ -1023,12 +1028,23 @@ int store_commit(struct store *s)
 		rc = fsync_dir(s->dir);
 	}
 	if (rc < 0) {
+		if (rc == s->fail_rc && s->fail_step && strcmp(step, s->fail_step) == 0) {
+			log_debug("store: saving settings to %s still fails: %s failed: %s", s->path,
+				  step, strerror(-rc));
+			return rc;
+		}
 		log_error("store: could not save settings to %s: %s failed: %s; check that %s "
-			  "is writable and the disk is not full (settings stay in memory, the "
-			  "next save retries)",
+			  "is writable and the disk is not full (settings stay in memory, each "
+			  "later change or command retries; logged again only if the error changes)",
 			  s->path, step, strerror(-rc), s->dir);
+		s->fail_rc = rc;
+		s->fail_step = step;
 		return rc;
 	}
+	if (s->fail_rc)
+		log_info("store: settings saved to %s again", s->path);
+	s->fail_rc = 0;
+	s->fail_step = NULL;
 	s->dirty = false;
 	return 0;
 }
