@@ -487,6 +487,15 @@ static void ev_send_done(void *arg, struct link *lk, int err)
 		pt_send_done(d, lk, err);
 		return;
 	}
+	/* Only the send the running command handed to its link answers for
+	 * it: the last chunk of an AT+CIPSENDL cancelled by "+++" (§2.7) can
+	 * finish while a later command runs, even a send on another link. */
+	if (!t->send_waiting || lk->id != t->send_id) {
+		log_debug("link %d: a cancelled send finished (%s)", lk->id,
+			  err ? strerror(-err) : "ok");
+		return;
+	}
+	t->send_waiting = false;
 	if (err)
 		log_info("link %d: send failed: %s", lk->id, strerror(-err));
 	if (t->send_kind == SEND_LONG) {
@@ -569,6 +578,7 @@ static enum at_rc send_setup(struct at_req *r, int kind)
 		return AT_RC_ERROR;
 	t->send_id = (int)id;
 	t->send_len = (size_t)len;
+	t->send_waiting = false;
 	t->send_kind = kind;
 	buf_reset(&t->sendbuf);
 	t->sendl_got = t->sendl_sent = 0;
@@ -628,6 +638,8 @@ void tcpip_data(struct device *d, const uint8_t *p, size_t n, int done)
 	if (rc < 0) {
 		log_info("link %d: send failed: %s", lk->id, strerror(-rc));
 		at_engine_complete(&d->at, AT_RC_SEND_FAIL);
+	} else {
+		t->send_waiting = true;
 	}
 	pump_all(d);
 }
@@ -667,6 +679,7 @@ static void sendl_pump(struct device *d)
 			at_engine_complete(&d->at, AT_RC_SEND_FAIL);
 			return;
 		}
+		t->send_waiting = true;
 		buf_consume(&t->sendbuf, n);
 	}
 	serial_input_flow(d->serial, buf_used(&t->sendbuf), SENDL_QUEUE_MAX);
@@ -692,6 +705,7 @@ void tcpip_cancel(struct device *d)
 	}
 	at_out_hold(&d->at.out, false);
 	buf_reset(&t->sendbuf);
+	t->send_waiting = false; /* a chunk still in flight answers nobody */
 	serial_pause_input(d->serial, false);
 	if (t->send_kind == SEND_LONG)
 		at_out_send_cancelled_l(&d->at.out);

@@ -98,6 +98,7 @@ struct tcpip {
 	bool send_has_dest;
 	struct sockaddr_storage send_dest;
 	int send_kind;               /* enum in cmd_tcpip.c */
+	bool send_waiting;           /* the running command waits for send_id's send_done */
 	bool ex_escape;              /* CIPSENDEX: previous byte was '\' */
 	uint64_t sendl_got, sendl_sent, sendl_next_report;
 

@@ -512,6 +512,17 @@ static void read_udp(struct link *lk)
 {
 	static uint8_t dgram[READ_CHUNK];
 	for (int i = 0; i < 16 && buf_used(&lk->rx) < lk->rx_limit; i++) {
+		/* Active mode buffers one +IPD's worth (rx_limit): a datagram
+		 * that would not fit behind those already read waits in the
+		 * socket until they went out. Only a full passive window drops
+		 * (protocol.md §2.28). */
+		if (buf_used(&lk->rx) && lk->rx_limit != LINK_RX_WINDOW) {
+			if (lk->dg_count == LINK_DGRAM_MAX)
+				break;
+			ssize_t next = recv(lk->fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+			if (next < 0 || buf_used(&lk->rx) + (size_t)next > lk->rx_limit)
+				break;
+		}
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(lk->fd, dgram, sizeof(dgram), 0, (struct sockaddr *)&from, &fl);
