@@ -250,7 +250,10 @@ class Driver:
         return conn
 
     def write(self, data):
+        """Queue data and write what the pty takes now: a reply to a prompt
+        leaves at once, as an MCU's would, not one poll() round later."""
         self.out.append(memoryview(data))
+        self._flush_pty()
 
     def pending_out(self):
         return bool(self.out)

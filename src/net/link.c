@@ -15,6 +15,7 @@
 #define READ_CHUNK 65536u
 
 static void on_io(void *arg, unsigned events);
+static void sync_want(void *arg);
 static void on_conn_timeout(void *arg);
 static void on_send_timeout(void *arg);
 static void on_send_done(void *arg);
@@ -38,6 +39,7 @@ void link_init(struct link *lk, int id, struct loop *l, const struct link_events
 	loop_timer_init(&lk->conn_timer, on_conn_timeout, lk);
 	loop_timer_init(&lk->send_timer, on_send_timeout, lk);
 	loop_defer_init(&lk->done, on_send_done, lk);
+	loop_defer_init(&lk->want_sync, sync_want, lk);
 	loop_timer_init(&lk->tls_timer, on_tls_pending, lk);
 }
 
@@ -95,8 +97,14 @@ static void io_want(struct link *lk, unsigned want)
 	loop_io_want(lk->loop, &lk->io, want);
 }
 
-static void update_want(struct link *lk)
+/* The epoll mask follows the link's state at the end of the loop turn (a
+ * loop_defer), not at every change: AT+CIPRECVDATA frees the window and the
+ * read right after it fills it again, and epoll_ctl() is not called twice
+ * for nothing (docs/performance.md). Events are only fetched after the
+ * deferred work ran, so none is missed. */
+static void sync_want(void *arg)
 {
+	struct link *lk = arg;
 	if (lk->fd < 0)
 		return;
 	unsigned want = 0;
@@ -119,6 +127,12 @@ static void update_want(struct link *lk)
 	if (lk->tls && (want & LOOP_READ) && tls_pending(lk->tls))
 		loop_timer_start(lk->loop, &lk->tls_timer, 0);
 	io_want(lk, want);
+}
+
+static void update_want(struct link *lk)
+{
+	if (lk->fd >= 0)
+		loop_defer(lk->loop, &lk->want_sync);
 }
 
 int link_apply_opts(struct link *lk, const struct link_opts *o)
@@ -356,6 +370,7 @@ void link_close(struct link *lk)
 	loop_timer_stop(lk->loop, &lk->conn_timer);
 	loop_timer_stop(lk->loop, &lk->send_timer);
 	loop_defer_cancel(lk->loop, &lk->done);
+	loop_defer_cancel(lk->loop, &lk->want_sync);
 	loop_timer_stop(lk->loop, &lk->tls_timer);
 	if (lk->tls) {
 		tls_free(lk->tls); /* close_notify */
@@ -408,6 +423,7 @@ static void peer_gone(struct link *lk, int err)
 {
 	lk->state = LINK_PEER_CLOSED;
 	io_want(lk, 0);
+	loop_defer_cancel(lk->loop, &lk->want_sync);
 	if (lk->sending) /* nothing more can be delivered: the send fails */
 		finish_send(lk, err ? err : -EPIPE);
 	lk->ev->peer_closed(lk->ev_arg, lk, err);

@@ -92,6 +92,7 @@ struct link {
 	bool tx_has_dest;
 	struct loop_timer send_timer;
 	struct loop_defer done; /* delivers send_done at the end of the loop turn */
+	struct loop_defer want_sync; /* sets the epoll mask at the end of the turn */
 	int send_err;
 	struct loop_timer conn_timer;
 	struct link_opts opts;

@@ -34,7 +34,7 @@ ssize_t fdu_write(int fd, const void *p, size_t n)
 }
 
 enum fdu_rd fdu_read_burst(int fd, uint8_t *buf, size_t cap, fdu_sink sink, void *arg,
-			   const bool *reading, bool short_is_drained, int *err)
+			   const bool *reading, size_t full, int *err)
 {
 	for (int i = 0; i < FDU_READ_BUDGET; i++) {
 		if (!*reading)
@@ -42,7 +42,7 @@ enum fdu_rd fdu_read_burst(int fd, uint8_t *buf, size_t cap, fdu_sink sink, void
 		ssize_t r = read(fd, buf, cap);
 		if (r > 0) {
 			sink(arg, buf, (size_t)r);
-			if (short_is_drained && (size_t)r < cap)
+			if ((size_t)r < full)
 				return *reading ? FDU_RD_DRAINED : FDU_RD_PAUSED;
 			continue;
 		}

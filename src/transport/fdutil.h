@@ -40,13 +40,18 @@ typedef void (*fdu_sink)(void *arg, const uint8_t *p, size_t n);
 
 /* Read up to FDU_READ_BUDGET times, handing each read to `sink` as one chunk.
  * `reading` is re-checked after every chunk so want_read(false) issued from
- * the input callback takes effect at once. With `short_is_drained`, a read
- * that returned less than `cap` ends the burst as FDU_RD_DRAINED: it took
- * what there was, and level-triggered epoll reports the rest, which saves
- * the read() that would only say EAGAIN (docs/performance.md, F2). Not for
- * descriptors epoll cannot watch (stdin on a regular file). */
+ * the input callback takes effect at once. A read shorter than `full` bytes
+ * took what there was: it ends the burst as FDU_RD_DRAINED, and
+ * level-triggered epoll reports the rest, which saves the read() that would
+ * only say EAGAIN (docs/performance.md, F2). `full` is the most one read
+ * can return: the buffer for a socket, FDU_TTY_READ_MAX for a tty; 0 reads
+ * until EAGAIN (stdin on a regular file, which epoll cannot watch). */
 enum fdu_rd fdu_read_burst(int fd, uint8_t *buf, size_t cap, fdu_sink sink, void *arg,
-			   const bool *reading, bool short_is_drained, int *err);
+			   const bool *reading, size_t full, int *err);
+
+/* A tty in raw mode hands over at most its line discipline's buffer (4 KiB
+ * less one byte) per read(), whatever the size asked for. */
+#define FDU_TTY_READ_MAX 4095u
 
 /* Event delivery that tolerates an unbound transport and optional callbacks. */
 void tr_emit_input(struct transport *t, const uint8_t *p, size_t n);

@@ -372,7 +372,7 @@ static void pty_on_master(void *arg, unsigned events)
 	}
 	int err = 0;
 	enum fdu_rd r = fdu_read_burst(p->mfd, p->buf, sizeof(p->buf), pty_sink, p, &p->rd_on,
-				       true, &err);
+				       FDU_TTY_READ_MAX, &err);
 	if (r == FDU_RD_EOF || (r == FDU_RD_ERROR && err == EIO))
 		pty_backoff(p);
 	else if (r == FDU_RD_ERROR)

@@ -74,7 +74,7 @@ static void stdio_input_done(struct stdio_tr *s, int err)
 static void stdio_read(struct stdio_tr *s)
 {
 	int err = 0;
-	enum fdu_rd r = fdu_read_burst(0, s->buf, sizeof(s->buf), stdio_sink, s, &s->rd_on, false, &err);
+	enum fdu_rd r = fdu_read_burst(0, s->buf, sizeof(s->buf), stdio_sink, s, &s->rd_on, 0, &err);
 	if (s->in_done)
 		return;
 	if (r == FDU_RD_EOF)

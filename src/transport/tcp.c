@@ -154,7 +154,7 @@ static void tcp_on_client(void *arg, unsigned events)
 	}
 	int err = 0;
 	enum fdu_rd r = fdu_read_burst(c->cfd, c->buf, sizeof(c->buf), tcp_sink, c, &c->rd_on,
-				       true, &err);
+				       sizeof(c->buf), &err);
 	if (r == FDU_RD_EOF)
 		tcp_detach(c, "closed by the client");
 	else if (r == FDU_RD_ERROR)

@@ -275,7 +275,7 @@ static void uart_on_io(void *arg, unsigned events)
 	}
 	int err = 0;
 	enum fdu_rd r = fdu_read_burst(u->fd, u->buf, sizeof(u->buf), uart_sink, u, &u->rd_on,
-				       true, &err);
+				       FDU_TTY_READ_MAX, &err);
 	/* A raw tty with VMIN=1 returns 0 only after a hangup. */
 	if (r == FDU_RD_EOF)
 		uart_lost(u, 0);
