@@ -2,9 +2,20 @@
 # Install the Debian packages espatd's build and tests use, if missing.
 # As root: apt-get install (after apt-get update when the lists are empty).
 # Otherwise: print the exact command and fail.
+# usage: deps.sh [SET...]
+#   without SET: what building, `make run` and most suites need (make deps);
+#   valgrind: valgrind as well (make valgrind and make valgrind-smoke, which
+#   `make test` runs).
 set -eu
 
 PKGS="build-essential cmake pkg-config libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-serial clang libclang-rt-14-dev libc-ares-dev dnsmasq-base libssl-dev libcurl4-openssl-dev socat chrony"
+
+for set in "$@"; do
+	case $set in
+	valgrind) PKGS="$PKGS valgrind" ;;
+	*) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
+	esac
+done
 
 missing=""
 for p in $PKGS; do

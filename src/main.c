@@ -386,6 +386,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGTERM and SIGINT stay pending until the loop takes them through
+	 * its signalfd (loop_signal): one that arrives while espatd is still
+	 * starting then stops it cleanly (pty symlink removed, everything
+	 * freed) instead of killing it half set up. */
+	sigset_t stop_sigs;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
 
 	struct loop *l;
 	if (loop_new(&l) < 0)

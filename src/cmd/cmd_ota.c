@@ -17,6 +17,7 @@
  * download goes to <state-dir>/ota/.download.tmp and is installed (rename)
  * only when complete and valid. */
 #include "cmd/cmd.h"
+#include "cmd/ota_parse.h"
 #include "cmd/tcpip.h"
 
 #include "core/fsutil.h"
@@ -25,7 +26,6 @@
 #include "net/http.h"
 #include "tls/tls.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #define OTA_TIMEOUT_MS (3 * 60 * 1000)  /* ESP_AT_OTA_TIMEOUT_MS */
-#define OTA_VERSION_MAX 64
 #define OTA_NAME_MAX 64
 #define OTA_META_MAX 65536              /* version answers */
 #define OTA_CERT_MAX 65536              /* a certificate partition (MFG_BIN_MAX) */
@@ -145,7 +144,7 @@ static int read_small(int dir, const char *name, char *buf, size_t size, size_t 
 
 /* ---- AT+GMR after an OTA ------------------------------------------------- */
 
-static bool version_ok(const char *v)
+bool ota_version_ok(const char *v)
 {
 	size_t n = strlen(v);
 	if (n == 0 || n > OTA_VERSION_MAX)
@@ -179,8 +178,6 @@ void cmd_ota_load(struct device *d)
 		d->ota->fd = -1;
 		loop_timer_init(&d->ota->timeout, NULL, NULL);
 	}
-	if (!d->ota->http && http_new(&d->ota->http, d->loop) < 0)
-		log_error("OTA: cannot set up libcurl");
 	d->profile = d->opts.profile;
 	int dir = open_sub(d, "ota", NULL, false);
 	if (dir < 0)
@@ -192,7 +189,7 @@ void cmd_ota_load(struct device *d)
 	    read_small(dir, "version", v, sizeof(v) - 1, &n) == 0) {
 		v[n] = 0;
 		v[strcspn(v, "\r\n")] = 0;
-		if (version_ok(v)) {
+		if (ota_version_ok(v)) {
 			apply_version(d, v);
 			log_info("OTA: running firmware %s", v);
 		}
@@ -368,6 +365,26 @@ static bool start_get(struct device *d, const char *path, int (*data)(void *, co
 	return o->req != NULL;
 }
 
+/* Percent-encode all but RFC 3986's unreserved characters (what
+ * curl_easy_escape() does), so a version or partition name cannot change
+ * the query. `out` holds 3 bytes per input byte plus the NUL. */
+static void url_escape(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *c = (const unsigned char *)in; *c && o + 4 <= size; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~", *c)) {
+			out[o++] = (char)*c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*c >> 4];
+			out[o++] = hex[*c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
 static const char *start_download(struct device *d)
 {
 	struct ota_state *o = os(d);
@@ -382,13 +399,12 @@ static const char *start_download(struct device *d)
 	if (o->fd < 0)
 		return "cannot create the temporary file";
 	o->got = 0;
-	char *v = curl_easy_escape(NULL, o->version, 0);
-	char *p = curl_easy_escape(NULL, o->part, 0);
+	char v[3 * sizeof(o->version)], p[3 * sizeof(o->part)];
+	url_escape(o->version, v, sizeof(v));
+	url_escape(o->part, p, sizeof(p));
 	char path[512];
 	snprintf(path, sizeof(path), "/v1/device/rom/?action=download_rom&version=%s&filename=%s.bin",
-		 v ? v : "", p ? p : "");
-	curl_free(v);
-	curl_free(p);
+		 v, p);
 	o->phase = PH_DOWNLOAD;
 	if (!start_get(d, path, on_image, download_done))
 		return "cannot start the download";
@@ -412,6 +428,26 @@ static const char *json_str(const char *p, const char *key, char *out, size_t si
 	return e + 1;
 }
 
+int ota_parse_rom_version(const char *answer, char out[OTA_VERSION_MAX + 1])
+{
+	const char *e = json_str(answer, "rom_version", out, OTA_VERSION_MAX + 1);
+	return e && *e == ',' && ota_version_ok(out) ? 0 : -1;
+}
+
+int ota_parse_versions(const char *answer, void (*each)(void *arg, const char *v), void *arg)
+{
+	const char *p = answer;
+	char v[OTA_VERSION_MAX + 1];
+	int n = 0;
+	while ((p = json_str(p, "version", v, sizeof(v)))) {
+		if (ota_version_ok(v)) {
+			each(arg, v);
+			n++;
+		}
+	}
+	return n;
+}
+
 static void query_done(void *arg, int status, long code, const char *why)
 {
 	struct device *d = arg;
@@ -424,8 +460,7 @@ static void query_done(void *arg, int status, long code, const char *why)
 		return;
 	}
 	char v[OTA_VERSION_MAX + 1];
-	const char *e = o->meta ? json_str(o->meta, "rom_version", v, sizeof(v)) : NULL;
-	if (!e || *e != ',' || !version_ok(v)) {
+	if (!o->meta || ota_parse_rom_version(o->meta, v) < 0) {
 		finish(d, false, "no rom_version in the answer");
 		return;
 	}
@@ -564,12 +599,26 @@ static enum at_rc start_failed(struct at_req *r, bool blocking)
 	return AT_RC_DONE;
 }
 
+/* libcurl is set up (and loaded, net/curl_api.h) by the first command that
+ * downloads, not at start: most sessions never do. */
+static bool http_ready(struct device *d)
+{
+	struct ota_state *o = os(d);
+	if (!o)
+		return false;
+	if (!o->http && http_new(&o->http, d->loop) < 0) {
+		log_error("OTA: cannot set up libcurl");
+		return false;
+	}
+	return true;
+}
+
 static enum at_rc ota_begin(struct at_req *r, int mode, const char *version, const char *part,
 			    bool blocking)
 {
 	struct device *d = r->dev;
 	struct ota_state *o = os(d);
-	if (!o || !o->http)
+	if (!http_ready(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	if (o->phase != PH_IDLE) {
 		log_info("AT+CIUPDATE: ALREADY IN OTA");
@@ -621,7 +670,7 @@ static enum at_rc ciupdate_setup(struct at_req *r)
 	    at_get_str(r, 2, OTA_NAME_MAX, false, part, sizeof(part)) < 0 ||
 	    at_get_int(r, 3, 0, 1, false, &nb) < 0)
 		return AT_RC_ERROR;
-	if (version[0] && !version_ok(version))
+	if (version[0] && !ota_version_ok(version))
 		return at_fail(r, AT_ERR_PARA_INVALID(1));
 	if (!part[0])
 		snprintf(part, sizeof(part), "ota");
@@ -637,6 +686,12 @@ static enum at_rc ciupdate_query(struct at_req *r)
 
 /* ---- AT+CIPFWVER ------------------------------------------------------------ */
 
+static void fwver_line(void *arg, const char *v)
+{
+	struct device *d = arg;
+	at_out_line(&d->at.out, "+CIPFWVER:\"%s\"", v);
+}
+
 static void fwver_done(void *arg, int status, long code, const char *why)
 {
 	struct device *d = arg;
@@ -648,15 +703,7 @@ static void fwver_done(void *arg, int status, long code, const char *why)
 		finish(d, false, buf);
 		return;
 	}
-	const char *p = o->meta ? o->meta : "";
-	char v[OTA_VERSION_MAX + 1];
-	int n = 0;
-	while ((p = json_str(p, "version", v, sizeof(v)))) {
-		if (version_ok(v)) {
-			at_out_line(&d->at.out, "+CIPFWVER:\"%s\"", v);
-			n++;
-		}
-	}
+	int n = ota_parse_versions(o->meta ? o->meta : "", fwver_line, d);
 	finish(d, n > 0, "no version in the answer");
 }
 
@@ -664,7 +711,7 @@ static enum at_rc cipfwver_query(struct at_req *r)
 {
 	struct device *d = r->dev;
 	struct ota_state *o = os(d);
-	if (!o || !o->http || o->phase != PH_IDLE || !server_url(d, 0))
+	if (!o || o->phase != PH_IDLE || !server_url(d, 0) || !http_ready(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL); /* no OTA server (§2.24) */
 	o->mode = 0;
 	o->phase = PH_FWVER;

@@ -934,6 +934,7 @@ void tcpip_free(struct device *d)
 {
 	tcpip_reset(d);
 	buf_free(&tc(d)->sendbuf);
+	buf_free(&tc(d)->pt_buf);
 	for (int i = 0; i < LINK_MAX; i++) {
 		buf_free(&tc(d)->links[i].rx);
 		buf_free(&tc(d)->links[i].tx);

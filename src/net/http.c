@@ -3,9 +3,9 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "net/curl_api.h"
 #include "net/policy.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -105,12 +105,8 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 
 int http_new(struct http **out, struct loop *l)
 {
-	static bool global_done;
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -ENOMEM;
-		global_done = true;
-	}
+	if (!curl_api())
+		return -ENOSYS; /* logged */
 	struct http *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;

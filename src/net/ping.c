@@ -90,13 +90,13 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 		      sizeof(struct in6_addr)) == 0;
 }
 
-/* Our echo reply in this datagram? */
-static bool is_our_reply(const struct ping *p, const uint8_t *buf, size_t n,
-			 const struct sockaddr_storage *from)
+bool ping_is_reply(const struct sockaddr_storage *dst, bool raw, uint16_t id_sent,
+		   uint16_t seq_sent, const uint8_t *buf, size_t n,
+		   const struct sockaddr_storage *from)
 {
-	bool v6 = p->dst.ss_family == AF_INET6;
+	bool v6 = dst->ss_family == AF_INET6;
 	const uint8_t *icmp = buf;
-	if (!v6 && p->raw) {
+	if (!v6 && raw) {
 		/* Raw IPv4 sockets deliver the IP header too. */
 		if (n < 20)
 			return false;
@@ -110,12 +110,19 @@ static bool is_our_reply(const struct ping *p, const uint8_t *buf, size_t n,
 		return false;
 	uint16_t id = (uint16_t)(icmp[4] << 8 | icmp[5]);
 	uint16_t seq = (uint16_t)(icmp[6] << 8 | icmp[7]);
-	if (seq != p->seq)
+	if (seq != seq_sent)
 		return false;
 	/* A ping socket only sees its own replies, with the kernel's id. */
-	if (p->raw && (id != p->id || !same_addr(from, &p->dst)))
+	if (raw && (id != id_sent || !same_addr(from, dst)))
 		return false;
 	return true;
+}
+
+/* Our echo reply in this datagram? */
+static bool is_our_reply(const struct ping *p, const uint8_t *buf, size_t n,
+			 const struct sockaddr_storage *from)
+{
+	return ping_is_reply(&p->dst, p->raw, p->id, p->seq, buf, n, from);
 }
 
 static void readable(void *arg, unsigned events)

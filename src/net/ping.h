@@ -7,6 +7,7 @@
 #ifndef ESPATD_NET_PING_H
 #define ESPATD_NET_PING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -29,6 +30,14 @@ int ping_start(struct ping **out, struct loop *l, const struct sockaddr_storage 
 	       uint32_t timeout_ms, ping_cb cb, void *arg);
 /* The callback will not run. NULL is fine. */
 void ping_cancel(struct ping *p);
+
+/* Is buf[0..n), a datagram recvfrom() gave from `from`, the echo reply to
+ * the request with identifier id and sequence number seq sent to dst? raw:
+ * it came from a raw socket (IPv4: the IP header comes first; any host's
+ * ICMP arrives, so id and source must match too); else from a ping socket
+ * (ICMP only, the kernel's id, only our own replies). */
+bool ping_is_reply(const struct sockaddr_storage *dst, bool raw, uint16_t id, uint16_t seq,
+		   const uint8_t *buf, size_t n, const struct sockaddr_storage *from);
 
 /* The Internet checksum (RFC 1071) of n bytes. */
 uint16_t ping_checksum(const void *p, size_t n);

@@ -5,7 +5,8 @@
            its own tmp dir and returns a Daemon (espat.py); d.client is the
            open pyserial client, d.restart() restarts it on the same state
            dir. Every daemon still running at teardown gets SIGTERM and must
-           exit 0 with no sanitizer report on stderr.
+           exit 0 with no sanitizer report on stderr (and, under
+           ESPATD_WRAPPER=valgrind, a clean memcheck log).
   dut      one default daemon (esp32 profile, lab-mode Wi-Fi), whole writes.
   c        dut.client
   frag     parametrizes a test over the write fragmentation modes.
@@ -23,9 +24,13 @@ import espat  # noqa: E402
 
 
 def pytest_report_header(config):
-    return "espatd binary: %s%s" % (espat.espatd_bin(),
-                                    " (sanitized: timeouts x%g)" % espat.SCALE
-                                    if espat.SANITIZED else "")
+    how = ""
+    if espat.WRAPPER:
+        how = " under %s (timeouts x%g)" % (
+            "valgrind memcheck" if espat.VALGRIND else espat.WRAPPER, espat.SCALE)
+    elif espat.SANITIZED:
+        how = " (sanitized: timeouts x%g)" % espat.SCALE
+    return "espatd binary: %s%s" % (espat.espatd_bin(), how)
 
 
 def pytest_sessionstart(session):

@@ -7,11 +7,20 @@ Environment:
   ESPATD_BIN        path of the espatd binary (default: <repo>/build/espatd)
   ESPATD_SANITIZED  "1" when the binary is an ASan/UBSan build: every timeout
                     and quiet period is stretched.
+  ESPATD_WRAPPER    run every espatd under this command. "valgrind" means
+                    memcheck with full leak checking, one log per process
+                    (<workdir>/valgrind-<pid>.log), checked when the daemon
+                    stops: any error or definitely/indirectly/possibly lost
+                    block fails the test. Timeouts are stretched more than
+                    for a sanitized build. Anything else is a command line
+                    (split like a shell would) put in front of espatd as is.
 """
 
 import os
+import glob
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,14 +31,20 @@ import serial
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SANITIZED = os.environ.get("ESPATD_SANITIZED", "") not in ("", "0")
-#: multiply every time limit by this
-SCALE = 4.0 if SANITIZED else 1.0
+WRAPPER = os.environ.get("ESPATD_WRAPPER", "").strip()
+#: espatd runs under valgrind memcheck (ESPATD_WRAPPER=valgrind)
+VALGRIND = WRAPPER == "valgrind"
+#: multiply every time limit by this. Under valgrind the daemon's CPU work is
+#: 20-50 times slower, but it mostly waits on sockets and timers; its start
+#: (loading and instrumenting OpenSSL, curl, c-ares) and the leak check at
+#: exit take seconds.
+SCALE = 10.0 if VALGRIND else 4.0 if SANITIZED else 1.0
 #: how long "nothing more arrives" is observed after an expected reply. The
 #: daemon is single-threaded and writes a whole reply in one loop iteration,
 #: so a short period catches extra bytes; late asynchronous extras are caught
 #: by the next exchange (nothing may be pending when a command is sent) and by
 #: FINAL_QUIET when the test ends.
-QUIET = 0.01 * (4.0 if SANITIZED else 1.0)
+QUIET = 0.01 * (4.0 if SANITIZED or VALGRIND else 1.0)
 FINAL_QUIET = 0.02 * SCALE
 #: default time limit for an expected reply
 TIMEOUT = 3.0 * SCALE
@@ -51,6 +66,70 @@ def espatd_bin():
     if not path:
         path = os.path.join(REPO, "build", "espatd")
     return path
+
+
+#: valgrind memcheck in front of espatd; %p in the log name is the pid
+VALGRIND_ARGS = ("valgrind", "--tool=memcheck", "--leak-check=full",
+                 "--show-leak-kinds=definite,indirect,possible",
+                 "--errors-for-leak-kinds=definite,indirect,possible",
+                 "--error-exitcode=99", "--track-fds=no", "--num-callers=30")
+VALGRIND_SUPP = os.path.join(REPO, "tests", "valgrind.supp")
+
+
+def wrapper_argv(logdir):
+    """What goes in front of espatd's path (ESPATD_WRAPPER); [] without a
+    wrapper. valgrind, like ip netns exec and setpriv, execs in place: the
+    pid it starts with is espatd's, and signals reach espatd."""
+    if not WRAPPER:
+        return []
+    if not VALGRIND:
+        return shlex.split(WRAPPER)
+    argv = list(VALGRIND_ARGS)
+    if os.path.exists(VALGRIND_SUPP):
+        argv.append("--suppressions=" + VALGRIND_SUPP)
+    return argv + ["--log-file=" + os.path.join(str(logdir), "valgrind-%p.log")]
+
+
+def command(args, logdir):
+    """argv of an espatd with these arguments, under ESPATD_WRAPPER; valgrind
+    logs go to logdir (check them with check_wrapper_logs(logdir))."""
+    return wrapper_argv(logdir) + [espatd_bin()] + list(args)
+
+
+_LOST_RE = re.compile(r"(definitely|indirectly|possibly) lost: ([\d,]+) bytes in ([\d,]+) blocks")
+_ERRORS_RE = re.compile(r"ERROR SUMMARY: ([\d,]+) errors")
+
+
+def valgrind_problem(text):
+    """None if a finished memcheck log is clean, else why it is not."""
+    m = _ERRORS_RE.search(text)
+    if not m:
+        return "no ERROR SUMMARY (valgrind did not finish: killed?)"
+    if m.group(1) != "0":
+        return "ERROR SUMMARY: %s errors" % m.group(1)
+    for kind, nbytes, blocks in _LOST_RE.findall(text):
+        if nbytes != "0" or blocks != "0":
+            return "%s lost: %s bytes in %s blocks" % (kind, nbytes, blocks)
+    return None
+
+
+def check_wrapper_logs(logdir, seen=None):
+    """Under valgrind: every log in logdir not in `seen` (a set, updated)
+    must be clean; fails with the log text otherwise."""
+    if not VALGRIND:
+        return
+    seen = set() if seen is None else seen
+    problems = []
+    for path in sorted(glob.glob(os.path.join(str(logdir), "valgrind-*.log"))):
+        if path in seen:
+            continue
+        seen.add(path)
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        why = valgrind_problem(text)
+        if why:
+            problems.append("valgrind: %s in %s:\n%s" % (why, path, text))
+    assert not problems, "\n\n".join(problems)
 
 
 def check_stderr(text, what="espatd"):
@@ -148,7 +227,7 @@ class Link:
         got = self.pending[:len(expected)]
         if got != expected:
             # collect a little more context for the message
-            got = self.pending + self.drain(0.1)
+            got = self.drain(0.1)  # drain() starts with what is pending
             self.pending = b""
             if got != expected:
                 e = AssertionError("transcript differs (timeout %.1fs):\n  expected %r\n"
@@ -186,7 +265,7 @@ class Link:
             if not growing or timed_out:
                 break
             self._fill(deadline)
-        got = self.pending + self.drain(0.1)
+        got = self.drain(0.1)  # drain() starts with what is pending
         self.pending = b""
         raise AssertionError("none of the expected transcripts (timeout %.1fs):\n"
                              "  got      %r\n%s" % (timeout, got, "\n".join(
@@ -342,10 +421,11 @@ class Daemon:
         self.client = None
         self.starts = 0
         self.log_path = None
+        self.checked_logs = set()  # valgrind logs already checked
 
     def argv(self, extra=None):
         extra = self.extra if extra is None else list(extra)
-        argv = [espatd_bin(), "--pty", self.tty]
+        argv = command(["--pty", self.tty], self.workdir)
         if self.netns:
             # ip execs the daemon in place: the pid and SIGTERM stay the same
             argv = ["ip", "netns", "exec", self.netns] + argv
@@ -428,6 +508,7 @@ class Daemon:
         if check:
             text = self.log()
             check_stderr(text)
+            check_wrapper_logs(self.workdir, self.checked_logs)
             assert rc == 0, "espatd exited with %s:\n%s" % (rc, text)
         assert late == b"", "unread bytes at the end of the test: %r" % late
         # the old symlink is gone once the process has exited

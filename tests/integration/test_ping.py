@@ -217,7 +217,8 @@ class WrappedDaemon(espat.Daemon):
 
     def argv(self, extra=None):
         argv = super().argv(extra)
-        i = argv.index(espat.espatd_bin())
+        # before ESPATD_WRAPPER's part too: valgrind must run espatd itself
+        i = argv.index(espat.espatd_bin()) - len(espat.wrapper_argv(self.workdir))
         return argv[:i] + self.wrapper + argv[i:]
 
 

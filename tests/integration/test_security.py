@@ -42,7 +42,7 @@ def test_tcp_transport_binds_loopback_and_warns(espatd, tmp_path):
     import espat
     port = free_port()
     log = tmp_path / "log"
-    p = subprocess.Popen([espat.espatd_bin(), "--tcp", str(port), "--no-state"],
+    p = subprocess.Popen(espat.command(["--tcp", str(port), "--no-state"], tmp_path),
                          stdout=subprocess.DEVNULL, stderr=open(str(log), "wb"))
     try:
         deadline = time.monotonic() + 5 * espat.SCALE
@@ -58,7 +58,7 @@ def test_tcp_transport_binds_loopback_and_warns(espatd, tmp_path):
         p.terminate()
         p.wait()
     port = free_port()
-    p = subprocess.Popen([espat.espatd_bin(), "--tcp", "0.0.0.0:%d" % port, "--no-state"],
+    p = subprocess.Popen(espat.command(["--tcp", "0.0.0.0:%d" % port, "--no-state"], tmp_path),
                          stdout=subprocess.DEVNULL, stderr=open(str(log), "wb"))
     try:
         deadline = time.monotonic() + 5 * espat.SCALE
@@ -68,3 +68,4 @@ def test_tcp_transport_binds_loopback_and_warns(espatd, tmp_path):
     finally:
         p.terminate()
         p.wait()
+    espat.check_wrapper_logs(tmp_path)

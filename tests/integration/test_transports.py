@@ -4,12 +4,13 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
 
 from espat import (BOOT_MS, JOIN_MS, SCALE, PipeClient, SocketClient, check_stderr,
-                   espatd_bin, free_tcp_port)
+                   check_wrapper_logs, command, free_tcp_port)
 
 OK = b"\r\nOK\r\n"
 JOINED = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
@@ -23,10 +24,12 @@ def base_args(join_ms=JOIN_MS):
 
 
 def run_stdio(data, *args, join_ms=JOIN_MS):
-    p = subprocess.run([espatd_bin(), "--stdio", "--no-state"] + base_args(join_ms) + list(args),
-                       input=data, capture_output=True, timeout=20 * SCALE)
-    err = p.stderr.decode("utf-8", "replace")
-    check_stderr(err)
+    with tempfile.TemporaryDirectory(prefix="espatd-stdio-") as logdir:
+        p = subprocess.run(command(["--stdio", "--no-state"] + base_args(join_ms) + list(args),
+                                   logdir), input=data, capture_output=True, timeout=20 * SCALE)
+        err = p.stderr.decode("utf-8", "replace")
+        check_stderr(err)
+        check_wrapper_logs(logdir)
     assert p.returncode == 0, err
     return p.stdout
 
@@ -54,7 +57,7 @@ def test_stdio_empty_input():
 
 def test_stdio_interactive(tmp_path):
     state = str(tmp_path / "state")
-    argv = [espatd_bin(), "--stdio", "--state-dir", state] + base_args()
+    argv = command(["--stdio", "--state-dir", state] + base_args(), tmp_path)
     for run in range(2):
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
@@ -79,6 +82,7 @@ def test_stdio_interactive(tmp_path):
                 proc.wait()
         err = proc.stderr.read().decode("utf-8", "replace")
         check_stderr(err)
+        check_wrapper_logs(tmp_path)
         assert rc == 0, err
 
 
@@ -103,8 +107,8 @@ def tcp_daemon(tmp_path):
     port = free_tcp_port()
     log_path = tmp_path / "espatd.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([espatd_bin(), "--tcp", "127.0.0.1:%d" % port, "--no-state"] +
-                                base_args(), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(command(["--tcp", "127.0.0.1:%d" % port, "--no-state"] +
+                                        base_args(), tmp_path), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log)
     yield port, proc
     if proc.poll() is None:
@@ -117,6 +121,7 @@ def tcp_daemon(tmp_path):
         raise AssertionError("espatd did not stop on SIGTERM")
     text = log_path.read_text("utf-8", "replace")
     check_stderr(text)
+    check_wrapper_logs(tmp_path)
     assert rc == 0, text
 
 

@@ -40,8 +40,8 @@ def uart(tmp_path):
     procs = []
 
     def start(*extra):
-        argv = [espat.espatd_bin(), "--serial", path, "--state-dir", str(tmp_path / "state"),
-                "--boot-time", "50"] + list(extra)
+        argv = espat.command(["--serial", path, "--state-dir", str(tmp_path / "state"),
+                              "--boot-time", "50"] + list(extra), tmp_path)
         log = open(str(tmp_path / ("log%d" % len(procs))), "wb")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=log)
@@ -63,6 +63,7 @@ def uart(tmp_path):
     for i in range(len(procs)):
         with open(str(tmp_path / ("log%d" % i))) as f:
             espat.check_stderr(f.read())
+    espat.check_wrapper_logs(tmp_path)
     os.close(master)
     os.close(slave)
 
