@@ -42,7 +42,7 @@ static void pt_pump(struct device *d)
 	struct tcpip *t = tc(d);
 	struct link *lk = pt_link(d);
 	size_t packet = d->profile->pt_packet;
-	if (lk->state == LINK_OPEN && !lk->sending && buf_used(&t->pt_buf)) {
+	if (lk->state == LINK_OPEN && !link_send_pending(lk) && buf_used(&t->pt_buf)) {
 		size_t n = buf_used(&t->pt_buf);
 		/* A full packet goes at once; a shorter one waits for
 		 * AT+TRANSINTVL ms of silence (pt_flush). */

@@ -690,7 +690,9 @@ static void send_long_chunk(struct device *d, const uint8_t *p, size_t n, int do
 	struct tcpip *t = tc(d);
 	buf_append(&t->sendbuf, p, n);
 	t->sendl_got += n;
-	if (!t->links[t->send_id].sending)
+	/* Not while a result is still on its way (sending is over, send_done
+	 * not yet delivered): that result answers for the chunk in flight. */
+	if (!link_send_pending(&t->links[t->send_id]))
 		sendl_pump(d);
 	else
 		serial_input_flow(d->serial, buf_used(&t->sendbuf), SENDL_QUEUE_MAX);

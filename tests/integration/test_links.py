@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -250,6 +251,29 @@ def test_sendl_progress(espatd, srv):
     sent = [int(r.split(b":")[1].split(b",")[0]) for r in reports]
     assert sent == sorted(sent) and sent[-1] == 20000
     assert out.endswith(b"\r\nSEND OK\r\n")
+    c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
+
+
+def test_sendl_streamed_at_full_speed(espatd, srv):
+    """Megabytes written into AT+CIPSENDL as fast as the pty takes them, the
+    peer reading all along: every chunk's result reaches the command (a
+    chunk started while the previous result was still on its way once
+    stalled the transfer), every byte arrives once, then SEND OK."""
+    d = espatd()
+    c = joined(d, mux=True)
+    c.transact(b'AT+CIPSTART=0,"TCP","127.0.0.1",%d\r\n' % srv.port, b"0,CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    data = os.urandom(4 << 20)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(recv_exact(peer, len(data))))
+    reader.start()
+    c.transact(b"AT+CIPSENDL=0,%d\r\n" % len(data), b"\r\nOK\r\n\r\n>")
+    c.write(data)
+    out = c.read_until(b"\r\nSEND OK\r\n", timeout=30 * espat.SCALE)
+    reader.join(30 * espat.SCALE)
+    assert got and hashlib.sha256(got[0]).digest() == hashlib.sha256(data).digest()
+    reports = [l for l in out.split(b"\r\n") if l.startswith(b"+CIPSENDL:")]
+    assert reports[-1] == b"+CIPSENDL:%d,%d" % (len(data), len(data))
     c.transact(b"AT+CIPCLOSE=0\r\n", b"0,CLOSED\r\n\r\nOK\r\n")
 
 
