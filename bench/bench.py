@@ -80,6 +80,20 @@ def wakeups(pid):
     return total
 
 
+def cpu_steal():
+    """(steal, total) jiffies of all CPUs from /proc/stat: on a VM, the time
+    the hypervisor gave to others. Figures of a run with much of it are
+    noise, however the baseline moved."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def steal_share(before, after):
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def mem_kib(pid, field="VmRSS"):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -1072,6 +1086,7 @@ def main():
 
     mach = machine()
     started = time.time()
+    steal0 = cpu_steal()
     rep = Report()
     raw = {}
     peer = Peer()
@@ -1235,11 +1250,15 @@ def main():
     peer.close()
     shutil.rmtree(cfg.work, ignore_errors=True)
     elapsed = time.time() - started
+    steal = steal_share(steal0, cpu_steal())
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     head = ("espatd bench, %s, %.0f s: %s, %d CPUs, %d MiB RAM; %s, kernel %s; "
-            "Python %s, socat %s; %d MiB per transfer, median of %d rounds; --pin %s" % (
+            "Python %s, socat %s; %d MiB per transfer, median of %d rounds; --pin %s; "
+            "CPU time stolen by the hypervisor during the run: %.1f%%" % (
                 when, elapsed, mach["cpu"], mach["cpus"], mach["mem_mib"], mach["os"],
-                mach["kernel"], mach["python"], mach["socat"], size_mib, cfg.repeat, cfg.pin))
+                mach["kernel"], mach["python"], mach["socat"], size_mib, cfg.repeat, cfg.pin,
+                100 * steal))
+    mach["steal"] = steal
     print(head)
     print()
     print(rep.table())
