@@ -258,6 +258,8 @@ class Driver:
         self.rbuf_mv = memoryview(self.rbuf)
         self.first_rx = None
         self.last_rx = None
+        self.po = select.poll()
+        self.masks = {}
 
     def add(self, conn):
         self.conns.append(conn)
@@ -284,13 +286,19 @@ class Driver:
                 self.out.pop(0)
                 self.out_off = 0
 
+    def _want(self, fd, mask):
+        if self.masks.get(fd) != mask:
+            self.po.register(fd, mask)  # (re-)registering updates the mask
+            self.masks[fd] = mask
+
     def step(self, timeout=1.0):
-        po = select.poll()
-        po.register(self.fd, select.POLLIN | (select.POLLOUT if self.out else 0))
+        # one poll object for the driver's life: a round trip of the
+        # harness costs one poll(), not a new object and a register per fd
+        self._want(self.fd, select.POLLIN | (select.POLLOUT if self.out else 0))
         for c in self.conns:
-            po.register(c.fd, select.POLLIN | (select.POLLOUT if c.sending() else 0))
+            self._want(c.fd, select.POLLIN | (select.POLLOUT if c.sending() else 0))
         events = []
-        for fd, ev in po.poll(timeout * 1000):
+        for fd, ev in self.po.poll(timeout * 1000):
             if fd == self.fd:
                 if ev & select.POLLOUT:
                     self._flush_pty()
