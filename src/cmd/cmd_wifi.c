@@ -307,14 +307,6 @@ static enum at_rc cwstate_query(struct at_req *r)
 
 /* ---- AT+CWLAP / AT+CWLAPOPT ------------------------------------------ */
 
-struct scan_filter {
-	bool has_ssid, has_mac, has_channel;
-	char ssid[33];
-	uint8_t mac[6];
-	int channel;
-};
-static struct scan_filter scan_filter;
-
 static int cmp_rssi(const void *a, const void *b)
 {
 	return ((const struct wifi_ap *)b)->rssi - ((const struct wifi_ap *)a)->rssi;
@@ -354,15 +346,16 @@ static void scan_done(void *arg)
 	size_t n = wifi_scan(&d->wifi, aps, SCAN_MAX);
 	if (d->ws.lapopt_sort)
 		qsort(aps, n, sizeof(aps[0]), cmp_rssi);
+	const struct scan_filter *sf = &d->ws.scan_filter;
 	for (size_t i = 0; i < n; i++) {
 		const struct wifi_ap *ap = &aps[i];
 		if (ap->rssi < d->ws.lapopt_rssi || !(d->ws.lapopt_auth & (1 << ap->ecn)))
 			continue;
-		if (scan_filter.has_ssid && strcmp(ap->ssid, scan_filter.ssid) != 0)
+		if (sf->has_ssid && strcmp(ap->ssid, sf->ssid) != 0)
 			continue;
-		if (scan_filter.has_mac && memcmp(ap->bssid, scan_filter.mac, 6) != 0)
+		if (sf->has_mac && memcmp(ap->bssid, sf->mac, 6) != 0)
 			continue;
-		if (scan_filter.has_channel && ap->channel != scan_filter.channel)
+		if (sf->has_channel && ap->channel != sf->channel)
 			continue;
 		print_ap(d, ap);
 	}
@@ -383,7 +376,8 @@ static enum at_rc start_scan(struct at_req *r)
 
 static enum at_rc cwlap_exec(struct at_req *r)
 {
-	memset(&scan_filter, 0, sizeof(scan_filter));
+	struct device *d = dev(r);
+	memset(&d->ws.scan_filter, 0, sizeof(d->ws.scan_filter));
 	return start_scan(r);
 }
 
@@ -416,7 +410,7 @@ static enum at_rc cwlap_setup(struct at_req *r)
 	if (at_get_int(r, 3, 0, 1, false, &v) < 0 || at_get_int(r, 4, 0, 1500, false, &v) < 0 ||
 	    at_get_int(r, 5, 0, 1500, false, &v) < 0)
 		return AT_RC_ERROR;
-	scan_filter = f;
+	dev(r)->ws.scan_filter = f;
 	return start_scan(r);
 }
 

@@ -38,6 +38,12 @@ struct wifi_settings {
 	bool have_join;             /* a join configuration exists */
 	struct wifi_join_cfg join;  /* the last AT+CWJAP configuration */
 	int lapopt_sort, lapopt_mask, lapopt_rssi, lapopt_auth; /* AT+CWLAPOPT */
+	struct scan_filter {        /* AT+CWLAP=<ssid>,<mac>,<channel>: the scan running */
+		bool has_ssid, has_mac, has_channel;
+		char ssid[33];
+		uint8_t mac[6];
+		int channel;
+	} scan_filter;
 	struct softap_cfg {          /* AT+CWSAP: the virtual SoftAP */
 		char ssid[33];
 		char pwd[65];
