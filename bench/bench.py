@@ -29,6 +29,7 @@ The binary defaults to $ESPATD_BIN, then build/espatd.
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -78,6 +79,33 @@ def wakeups(pid):
         except OSError:
             pass
     return total
+
+
+SPIN = ("import os\n"
+        "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+        "while True:\n    pass\n")
+
+
+def keep_awake(cpus):
+    """One busy loop per CPU under SCHED_IDLE: it runs only when nothing else
+    wants the CPU and gives way at once, but the CPU never goes idle. On a VM
+    whose idle CPUs halt at once (cpuidle haltpoll, guest_halt_poll_ns=0),
+    waking a halted vCPU costs ~100 us, and a pty round trip (two wakeups or
+    more) then costs ~200 us instead of ~30 us, for espatd and the baselines
+    alike; round-trip figures (AT+CIPSEND, AT+CIPRECVDATA, latency) would
+    measure the hypervisor. CPU time and wakeups are counted per process, so
+    the spinners do not enter the figures."""
+    procs = []
+    for cpu in cpus:
+        procs.append(subprocess.Popen([sys.executable, "-c", SPIN], preexec_fn=pinned(cpu)))
+    return procs
+
+
+def stop_spinners(procs):
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
 
 
 def cpu_steal():
@@ -1060,6 +1088,10 @@ def main():
                     help="same (default): the harness and the program under test share "
                     "CPU 0; split: harness on CPU 0, program on CPU 1; none: the "
                     "scheduler decides (see docs/performance.md)")
+    ap.add_argument("--awake", choices=("on", "off"), default="on",
+                    help="on (default): a SCHED_IDLE spinner on every CPU keeps idle CPUs "
+                    "from halting, so a wakeup costs what it costs the programs, not a "
+                    "VM exit (see docs/performance.md); off: leave the CPUs alone")
     ap.add_argument("--only", default="1,2,3,4,5,6,7,P",
                     help="comma-separated figure groups to run (1..7, P)")
     ap.add_argument("--quick", action="store_true",
@@ -1070,7 +1102,8 @@ def main():
         cfg.idle_seconds, cfg.multi_seconds = 2.0, 2.0
     cfg.size *= MIB
     cfg.data = None
-    ncpu = len(os.sched_getaffinity(0))
+    all_cpus = sorted(os.sched_getaffinity(0))
+    ncpu = len(all_cpus)
     if cfg.pin == "split" and ncpu < 2:
         cfg.pin = "same"
     cfg.prog_cpu = None
@@ -1093,6 +1126,8 @@ def main():
                     os.path.join(REPO, "bench", "at_responder.c")], check=True)
 
     mach = machine()
+    if cfg.awake == "on":
+        atexit.register(stop_spinners, keep_awake(all_cpus))
     started = time.time()
     steal0 = cpu_steal()
     rep = Report()
@@ -1261,11 +1296,11 @@ def main():
     steal = steal_share(steal0, cpu_steal())
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     head = ("espatd bench, %s, %.0f s: %s, %d CPUs, %d MiB RAM; %s, kernel %s; "
-            "Python %s, socat %s; %d MiB per transfer, median of %d rounds; --pin %s; "
+            "Python %s, socat %s; %d MiB per transfer, median of %d rounds; --pin %s; --awake %s; "
             "CPU time stolen by the hypervisor during the run: %.1f%%" % (
                 when, elapsed, mach["cpu"], mach["cpus"], mach["mem_mib"], mach["os"],
                 mach["kernel"], mach["python"], mach["socat"], size_mib, cfg.repeat, cfg.pin,
-                100 * steal))
+                cfg.awake, 100 * steal))
     mach["steal"] = steal
     print(head)
     print()
