@@ -577,18 +577,24 @@ def bench_socat_both(cfg, peer, data, seconds):
         conn.sock.close()
 
 
+def enter_passthrough(prog, peer):
+    """Join, open the link to the peer and enter passthrough; returns the
+    driver, now raw (bytes are counted, not parsed), and the peer's Conn."""
+    prog.join()
+    drv = prog.drv
+    drv.command(b"AT+CIPMODE=1")
+    drv.command(b'AT+CIPSTART="TCP","127.0.0.1",%d' % peer.port)
+    conn = drv.add(Conn(peer.accept()))
+    drv.command(b"AT+CIPSEND", until=(b">",))
+    drv.raw = True
+    return drv, conn
+
+
 def bench_passthrough(cfg, peer, data):
     prog = Espatd(cfg)
     conn = None
     try:
-        prog.join()
-        drv = prog.drv
-        drv.command(b"AT+CIPMODE=1")
-        drv.command(b'AT+CIPSTART="TCP","127.0.0.1",%d' % peer.port)
-        conn = drv.add(Conn(peer.accept()))
-        drv.command(b"AT+CIPSEND", until=(b">",))
-        # from here on the line is raw: bytes are counted, not parsed
-        drv.raw = True
+        drv, conn = enter_passthrough(prog, peer)
         out = {}
         for d in ("up", "down"):
             out[d] = raw_transfer(drv, conn, d, data, prog.pid)
@@ -940,13 +946,7 @@ def bench_paced(cfg, peer, baud, seconds):
     prog = Espatd(cfg, ["--pace", "--baud", str(baud)])
     conn = None
     try:
-        prog.join()
-        drv = prog.drv
-        drv.command(b"AT+CIPMODE=1")
-        drv.command(b'AT+CIPSTART="TCP","127.0.0.1",%d' % peer.port)
-        conn = drv.add(Conn(peer.accept()))
-        drv.command(b"AT+CIPSEND", until=(b">",))
-        drv.raw = True
+        drv, conn = enter_passthrough(prog, peer)
         drv.step(0.05)
         total = int(baud / 10 * seconds)
         data = os.urandom(total)

@@ -69,15 +69,7 @@ def espatd(tmp_path, request):
 
     # a passing test must also leave the line silent (nothing unread, nothing
     # late); a failing one is reported as it is
-    rep = getattr(request.node, "rep_call", None)
-    passed = rep is not None and rep.passed
-    problems = []
-    for d in made:
-        try:
-            d.stop(quiet_check=passed)
-        except AssertionError as e:
-            problems.append(str(e))
-    assert not problems, "\n\n".join(problems)
+    espat.stop_all(request, made)
 
 
 @pytest.fixture

@@ -522,6 +522,21 @@ class Daemon:
         return self.start(extra=extra, connect=connect)
 
 
+def stop_all(request, daemons):
+    """Fixture teardown: stop every daemon; after a passing test each must
+    also leave its line silent (nothing unread, nothing late). All are
+    stopped before the problems are reported together."""
+    rep = getattr(request.node, "rep_call", None)
+    passed = rep is not None and rep.passed
+    problems = []
+    for d in daemons:
+        try:
+            d.stop(quiet_check=passed)
+        except AssertionError as e:
+            problems.append(str(e))
+    assert not problems, "\n\n".join(problems)
+
+
 def free_tcp_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -236,15 +236,7 @@ def wrapped(tmp_path, request):
         return d
 
     yield factory
-    rep = getattr(request.node, "rep_call", None)
-    passed = rep is not None and rep.passed
-    problems = []
-    for d in made:
-        try:
-            d.stop(quiet_check=passed)
-        except AssertionError as e:
-            problems.append(str(e))
-    assert not problems, "\n\n".join(problems)
+    espat.stop_all(request, made)
 
 
 #: run espatd without CAP_NET_RAW (so no raw ICMP socket), even as root
