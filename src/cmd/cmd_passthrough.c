@@ -331,23 +331,6 @@ static enum at_rc reconnintv_setup(struct at_req *r)
 
 /* ---- AT+SAVETRANSLINK ------------------------------------------------- */
 
-static bool parse_pt_type(const char *s, int *proto, bool *v6)
-{
-	static const struct { const char *name; int proto; bool v6; } types[] = {
-		{ "TCP", LINK_TCP, false }, { "TCPv6", LINK_TCP, true },
-		{ "UDP", LINK_UDP, false }, { "UDPv6", LINK_UDP, true },
-		{ "SSL", LINK_SSL, false }, { "SSLv6", LINK_SSL, true },
-	};
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (strcasecmp(s, types[i].name) == 0) {
-			*proto = types[i].proto;
-			*v6 = types[i].v6;
-			return true;
-		}
-	}
-	return false;
-}
-
 static void save_translink(struct device *d, int mode, const struct pt_target *t, int port)
 {
 	/* Always written, whatever AT+SYSSTORE says (§2.8, §6.2). The saved
@@ -396,7 +379,7 @@ static enum at_rc savetranslink_setup(struct at_req *r)
 		    at_get_str(r, 2, 8, false, type, sizeof(type)) < 0 ||
 		    at_get_int(r, 3, 0, 1, false, &ca) < 0 || at_get_int(r, 4, 0, 3, false, &netif) < 0)
 			return AT_RC_ERROR;
-		if (!parse_pt_type(type, &t.proto, &t.v6) || t.proto == LINK_UDP)
+		if (!tcpip_parse_type(type, &t.proto, &t.v6) || t.proto == LINK_UDP)
 			return at_fail(r, AT_ERR_PARA_INVALID(2));
 		if (t.proto == LINK_SSL && !d->profile->ssl_server)
 			return at_fail(r, AT_ERR_PARA_INVALID(2));
@@ -413,7 +396,7 @@ static enum at_rc savetranslink_setup(struct at_req *r)
 	t.port = (int)v;
 	if (at_get_str(r, 3, 8, false, type, sizeof(type)) < 0)
 		return AT_RC_ERROR;
-	if (!t.host[0] || !parse_pt_type(type, &t.proto, &t.v6))
+	if (!t.host[0] || !tcpip_parse_type(type, &t.proto, &t.v6))
 		return at_fail(r, AT_ERR_PARA_INVALID(3));
 	if (t.proto == LINK_UDP) {
 		if (at_get_int(r, 4, 0, 65535, false, &v) < 0)

@@ -299,7 +299,7 @@ static void resolved(void *arg, int status, const struct dns_result *res)
 	}
 }
 
-static bool parse_type(const char *s, int *proto, bool *v6)
+bool tcpip_parse_type(const char *s, int *proto, bool *v6)
 {
 	static const struct { const char *name; int proto; bool v6; } types[] = {
 		{ "TCP", LINK_TCP, false }, { "TCPv6", LINK_TCP, true },
@@ -368,7 +368,7 @@ static enum at_rc start_link(struct at_req *r, int id, int first)
 	    at_get_str(r, first + 1, 64, true, host, sizeof(host)) < 0 ||
 	    at_get_int(r, first + 2, 1, 65535, true, &port) < 0)
 		return AT_RC_ERROR;
-	if (!parse_type(type, &t->start_proto, &v6))
+	if (!tcpip_parse_type(type, &t->start_proto, &v6))
 		return at_fail(r, AT_ERR_PARA_INVALID(first));
 	if (t->start_proto == LINK_SSL && ssl_links(d) >= (int)d->profile->ssl_links) {
 		log_info("AT+CIPSTART: the %s allows %u SSL link(s) at once", d->profile->chip,

@@ -153,6 +153,9 @@ struct link *tcpip_link(struct device *d, int id);
 void tcpip_data(struct device *d, const uint8_t *p, size_t n, int done);
 /* Type string of a link: "TCP", "UDPv6"... */
 const char *tcpip_type_str(const struct link *lk);
+/* "TCP", "UDP", "SSL" and their "v6" forms, any case, as AT+CIPSTART and
+ * AT+SAVETRANSLINK take them; false for anything else. */
+bool tcpip_parse_type(const char *s, int *proto, bool *v6);
 /* The id shown in messages: -1 (none) in single connection mode. */
 int tcpip_shown_id(struct device *d, int id);
 /* Print CLOSED for a link and free it. */
