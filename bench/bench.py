@@ -19,12 +19,16 @@ Figures (docs/performance.md explains each one and how to reproduce it)
   7  resources: RSS idle and with 5 busy links, CPU per GiB, idle CPU
   P  --pace: paced throughput against baud/10 at 115200 and 921600
 
-The harness is one Python thread driving the pty and the TCP peer through
-poll(); the daemon (or socat) runs beside it. Only the standard library is
-used; run it with /usr/bin/python3.
+The harness sets every transfer up in Python (start the program, join, open
+the link, accept the peer's socket); the timed part of the bulk figures 1-3
+is bench/mcu.c, a C program that plays the MCU on the pty and the peer on the
+socket (compiled at run time, like the responder). Figures 4-7 and P are
+driven by the harness's own poll() loop. Only the standard library is used;
+run it with /usr/bin/python3.
 
 Usage: bench.py [--bin PATH] [--json FILE] [--size MIB] [--repeat N]
-                [--only LIST] [--quick]
+                [--only LIST] [--pin same|split|none] [--awake on|off]
+                [--pty-worker same|any] [--driver c|python] [--quick]
 The binary defaults to $ESPATD_BIN, then build/espatd.
 """
 
@@ -106,6 +110,49 @@ def stop_spinners(procs):
         p.kill()
     for p in procs:
         p.wait()
+
+
+WQ_CPUMASK = "/sys/devices/virtual/workqueue/cpumask"
+
+
+def cpumask_hex(cpus):
+    """A CPU set in the kernel's mask format: hex, 32 bits a group."""
+    bits = sum(1 << c for c in cpus)
+    groups = []
+    while True:
+        groups.append("%08x" % (bits & 0xFFFFFFFF))
+        bits >>= 32
+        if not bits:
+            break
+    return ",".join(reversed(groups))
+
+
+def pin_pty_worker(cpu):
+    """Run the kernel's unbound workqueues, and with them the pty's
+    flip-buffer worker (flush_to_ldisc, queued on system_unbound_wq at every
+    write to either end of a pty), on `cpu` for the rest of the run; the old
+    mask is restored at exit. With --pin same the harness and the program
+    share a CPU, but each pty write would still wake a worker on another
+    CPU and that worker wake the reader back across CPUs: on this VM that
+    hop is ~70 us of a ~95 us round trip, whoever answers. Returns None, or
+    why it could not be done (needs root)."""
+    try:
+        with open(WQ_CPUMASK) as f:
+            old = f.read().strip()
+        with open(WQ_CPUMASK, "w") as f:
+            f.write(cpumask_hex([cpu]))
+    except OSError as e:
+        return "%s: %s" % (WQ_CPUMASK, e.strerror or e)
+
+    def restore():
+        try:
+            with open(WQ_CPUMASK, "w") as f:
+                f.write(old)
+        except OSError as e:
+            print("bench: could not restore %s to %s: %s" % (WQ_CPUMASK, old, e),
+                  file=sys.stderr)
+    atexit.register(restore)
+    return None
 
 
 def cpu_steal():
@@ -510,9 +557,30 @@ def payload(cfg):
     return cfg.data
 
 
-def raw_transfer(drv, conn, direction, data, prog_pid, timeout=120):
+def mcu_transfer(cfg, mode, prog, conn, total, block=8192, timeout=300):
+    """Run one timed transfer with bench/mcu.c as the MCU (on the program's
+    pty) and the peer (on conn's socket). Returns dict(seconds, bytes,
+    cpu_ns, wakeups, frames, reads, reports)."""
+    cpu = CpuMeter(prog.pid)
+    try:
+        p = subprocess.run([cfg.mcu, mode, str(prog.fd), str(conn.fd), str(total), str(block)],
+                           pass_fds=(prog.fd, conn.fd), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failed("%s: no result within %d s" % (mode, timeout))
+    if p.returncode != 0:
+        raise Failed(p.stderr.strip() or "mcu %s exited with %d" % (mode, p.returncode))
+    res = json.loads(p.stdout)
+    res["cpu_ns"], res["wakeups"] = cpu.ns(), cpu.wakeups()
+    return res
+
+
+def raw_transfer(cfg, drv, conn, direction, data, prog, timeout=120):
     """Move `data` raw through a bridge (socat, espatd passthrough) in one
     direction. Returns dict(seconds, bytes, cpu_ns)."""
+    if cfg.driver == "c":
+        return mcu_transfer(cfg, direction, prog, conn, len(data))
+    prog_pid = prog.pid
     total = len(data)
     src = memoryview(data)
     cpu = CpuMeter(prog_pid)
@@ -547,7 +615,7 @@ def bench_socat(cfg, peer, data, directions=("up", "down")):
         drv.add(conn)
         out = {}
         for d in directions:
-            out[d] = raw_transfer(drv, conn, d, data, prog.pid)
+            out[d] = raw_transfer(cfg, drv, conn, d, data, prog)
         return out
     finally:
         prog.stop()
@@ -597,7 +665,7 @@ def bench_passthrough(cfg, peer, data):
         drv, conn = enter_passthrough(prog, peer)
         out = {}
         for d in ("up", "down"):
-            out[d] = raw_transfer(drv, conn, d, data, prog.pid)
+            out[d] = raw_transfer(cfg, drv, conn, d, data, prog)
         return out
     finally:
         prog.stop()
@@ -623,6 +691,8 @@ def bench_cipsend(cfg, peer, data, block=8192, timeout=120):
     try:
         conns = start_links(prog, peer, 1)
         conn, drv = conns[0], prog.drv
+        if cfg.driver == "c":
+            return mcu_transfer(cfg, "cipsend", prog, conn, len(data), block)
         total, src = len(data), memoryview(data)
         cpu = CpuMeter(prog.pid)
         t0 = time.perf_counter()
@@ -660,6 +730,8 @@ def bench_cipsendl(cfg, peer, data, timeout=120):
     try:
         conns = start_links(prog, peer, 1)
         conn, drv = conns[0], prog.drv
+        if cfg.driver == "c":
+            return mcu_transfer(cfg, "cipsendl", prog, conn, len(data))
         total = len(data)
         cpu = CpuMeter(prog.pid)
         t0 = time.perf_counter()
@@ -710,6 +782,9 @@ def bench_download(cfg, peer, data, passive, chunk=8192, timeout=120):
         conn, drv = conns[0], prog.drv
         if passive:
             drv.command(b"AT+CIPRECVTYPE=0,1")
+        if cfg.driver == "c":
+            return mcu_transfer(cfg, "recvdata" if passive else "ipd", prog, conn, len(data),
+                                chunk)
         total = len(data)
         sink = prog.sinks[0] = Counter()
         cpu = CpuMeter(prog.pid)
@@ -1092,6 +1167,14 @@ def main():
                     help="on (default): a SCHED_IDLE spinner on every CPU keeps idle CPUs "
                     "from halting, so a wakeup costs what it costs the programs, not a "
                     "VM exit (see docs/performance.md); off: leave the CPUs alone")
+    ap.add_argument("--pty-worker", choices=("same", "any"), default="same",
+                    help="same (default, with --pin same, as root): the kernel's pty worker "
+                    "runs on the CPU the harness and the program share, for the run; any: "
+                    "wherever the kernel puts it (see docs/performance.md)")
+    ap.add_argument("--driver", choices=("c", "python"), default="c",
+                    help="c (default): bench/mcu.c plays the MCU and the peer of the bulk "
+                    "figures 1-3; python: the harness's own poll() loop does (slower, and "
+                    "slower on AT framing than on raw bytes; see docs/performance.md)")
     ap.add_argument("--only", default="1,2,3,4,5,6,7,P",
                     help="comma-separated figure groups to run (1..7, P)")
     ap.add_argument("--quick", action="store_true",
@@ -1121,11 +1204,24 @@ def main():
         cfg.json = os.path.join(os.path.dirname(cfg.bin), "bench.json")
     cfg.work = tempfile.mkdtemp(prefix="espatd-bench-")
     cfg.responder = os.path.join(cfg.work, "at_responder")
+    cfg.mcu = os.path.join(cfg.work, "mcu")
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-O2", "-Wall", "-o", cfg.responder,
-                    os.path.join(REPO, "bench", "at_responder.c")], check=True)
+    for exe, src in ((cfg.responder, "at_responder.c"), (cfg.mcu, "mcu.c")):
+        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", exe,
+                        os.path.join(REPO, "bench", src)], check=True)
 
     mach = machine()
+    # atexit handlers (spinners, workqueue mask) must also run on SIGTERM
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    worker = "any CPU"
+    if cfg.pty_worker == "same" and cfg.pin == "same":
+        why = pin_pty_worker(cfg.prog_cpu)
+        if why:
+            print("bench: the pty worker stays on any CPU (%s); round trips include "
+                  "a cross-CPU hop" % why, file=sys.stderr)
+        else:
+            worker = "CPU %d" % cfg.prog_cpu
+    cfg.worker = worker
     if cfg.awake == "on":
         atexit.register(stop_spinners, keep_awake(all_cpus))
     started = time.time()
@@ -1297,16 +1393,18 @@ def main():
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     head = ("espatd bench, %s, %.0f s: %s, %d CPUs, %d MiB RAM; %s, kernel %s; "
             "Python %s, socat %s; %d MiB per transfer, median of %d rounds; --pin %s; --awake %s; "
+            "--driver %s; pty worker on %s; "
             "CPU time stolen by the hypervisor during the run: %.1f%%" % (
                 when, elapsed, mach["cpu"], mach["cpus"], mach["mem_mib"], mach["os"],
                 mach["kernel"], mach["python"], mach["socat"], size_mib, cfg.repeat, cfg.pin,
-                cfg.awake, 100 * steal))
+                cfg.awake, cfg.driver, cfg.worker, 100 * steal))
     mach["steal"] = steal
     print(head)
     print()
     print(rep.table())
     doc = {"when": when, "seconds": elapsed, "machine": mach, "binary": cfg.bin,
-           "size_bytes": cfg.size, "repeat": cfg.repeat, "pin": cfg.pin, "results": rep.rows,
+           "size_bytes": cfg.size, "repeat": cfg.repeat, "pin": cfg.pin,
+           "awake": cfg.awake, "driver": cfg.driver, "pty_worker": cfg.worker, "results": rep.rows,
            "failures": failed, "raw": raw}
     with open(cfg.json, "w") as f:
         json.dump(doc, f, indent=1, default=str)
