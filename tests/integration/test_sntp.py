@@ -62,7 +62,10 @@ def assert_asctime_near(c, expected, slack=2):
     """AT+CIPSNTPTIME? shows `expected` (Unix seconds of the local time)
     within `slack` seconds, in asctime's layout."""
     text, t = device_asctime(c)
-    assert expected - 1 <= t <= expected + slack, (text, time.asctime(time.gmtime(expected)))
+    # the text is the device time cut to whole seconds (up to 1 s less), and
+    # the offset SNTP learned may be off by the round trip's asymmetry (ms on
+    # loopback, more under the sanitizers): 1.5 s below is still "the same"
+    assert expected - 1.5 <= t <= expected + slack, (text, time.asctime(time.gmtime(expected)))
     # byte for byte what C's asctime() prints (Python's uses the same layout)
     assert text == time.asctime(time.gmtime(t)), text
 
