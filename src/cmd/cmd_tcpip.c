@@ -341,8 +341,17 @@ static int parse_local_ip(struct at_req *r, int idx, bool v6, struct tcpip *t)
 	if (rc == AT_ARG_OMITTED || !ip[0])
 		return 0;
 	memset(&t->start_local, 0, sizeof(t->start_local));
-	if (!v6 && inet_pton(AF_INET, ip, &((struct sockaddr_in *)(void *)&t->start_local)->sin_addr) == 1) {
+	struct in_addr *a4 = &((struct sockaddr_in *)(void *)&t->start_local)->sin_addr;
+	if (!v6 && inet_pton(AF_INET, ip, a4) == 1) {
 		t->start_local.ss_family = AF_INET;
+		/* The module's own virtual addresses, a static AT+CIPSTA one or
+		 * the SoftAP's, do not exist on this host: binding to "this
+		 * module" means any local address here (Zephyr's esp_at binds
+		 * its UDP sockets to the station's address, §2.5). */
+		const struct wifi_settings *ws = &dev(r)->ws;
+		if ((ws->sta_static.set && a4->s_addr == ws->sta_static.ip.s_addr) ||
+		    (device_ap_on(dev(r)) && a4->s_addr == ws->ap.ip.s_addr))
+			a4->s_addr = htonl(INADDR_ANY);
 	} else if (v6 && inet_pton(AF_INET6, ip,
 				   &((struct sockaddr_in6 *)(void *)&t->start_local)->sin6_addr) == 1) {
 		t->start_local.ss_family = AF_INET6;

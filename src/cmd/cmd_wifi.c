@@ -33,6 +33,12 @@ static void ev_got_ip(void *arg)
 	struct device *d = arg;
 	d->tcpip.ever_linked = false; /* CIPSTATUS 2 again, not 4 (§2.2) */
 	at_out_wifi(&d->at.out, "WIFI GOT IP");
+	/* With AT+CIPV6=1 the station's IPv6 addresses are reported too; they
+	 * are the host's, already there (§3.1; lwesp learns of them only so). */
+	if (d->ipv6 && d->wifi.host.has_ip6ll)
+		at_out_wifi(&d->at.out, "WIFI GOT IPv6 LL");
+	if (d->ipv6 && d->wifi.host.has_ip6gl)
+		at_out_wifi(&d->at.out, "WIFI GOT IPv6 GL");
 }
 
 static void ev_disconnected(void *arg)
@@ -227,9 +233,13 @@ static enum at_rc cwjap_setup(struct at_req *r)
 	if (!device_sta_on(d))
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	int s = at_get_str(r, 0, 32, false, j.ssid, sizeof(j.ssid));
-	int p = at_get_str(r, 1, 63, false, j.pwd, sizeof(j.pwd));
+	/* Up to 64 bytes, 64 being a raw key in hex (ESP-AT Wi-Fi AT+CWJAP;
+	 * Zephyr's driver passes such keys through). */
+	int p = at_get_str(r, 1, 64, false, j.pwd, sizeof(j.pwd));
 	if (s < 0 || p < 0)
 		return AT_RC_ERROR;
+	if (strlen(j.pwd) == 64 && !wifi_is_raw_psk(j.pwd))
+		return at_fail(r, AT_ERR_PARA_INVALID(1));
 	/* Both omitted: reuse the last configuration (ESP-AT Wi-Fi AT+CWJAP). */
 	if (s == AT_ARG_OMITTED && !d->ws.have_join)
 		return at_fail(r, AT_ERR_PARA_PARSE(0));
@@ -588,8 +598,9 @@ static enum at_rc cipsta_setup(struct at_req *r)
 {
 	struct device *d = dev(r);
 	struct ipv4_cfg c = { 0 };
-	if (!device_sta_on(d))
-		return at_fail(r, AT_ERR_EXEC_FAIL);
+	/* Accepted in any Wi-Fi mode: the address waits for the station.
+	 * Zephyr's esp_at sets it before AT+CWMODE, and after a restart the
+	 * saved mode may be 0 (protocol.md §5.3). */
 	if (parse_ipv4_args(r, &c) < 0)
 		return AT_RC_ERROR;
 	d->ws.sta_static = c;
@@ -683,6 +694,27 @@ static enum at_rc cwlif_exec(struct at_req *r)
 	return AT_RC_OK;
 }
 
+/* AT+CWQIF disconnects every station from the SoftAP, AT+CWQIF=<mac> one
+ * (protocol.md §1.12). Nobody joins the virtual SoftAP, so there is none
+ * to disconnect: all of them is done at once, a given one is not found. */
+static enum at_rc cwqif_exec(struct at_req *r)
+{
+	if (!device_ap_on(dev(r)))
+		return at_fail(r, AT_ERR_EXEC_FAIL);
+	return AT_RC_OK;
+}
+
+static enum at_rc cwqif_setup(struct at_req *r)
+{
+	char mac[20];
+	uint8_t m[6];
+	if (!at_nargs(r, 1, 1) || at_get_str(r, 0, 17, true, mac, sizeof(mac)) < 0)
+		return AT_RC_ERROR;
+	if (wifi_parse_mac(mac, m) < 0)
+		return at_fail(r, AT_ERR_PARA_INVALID(0));
+	return at_fail(r, AT_ERR_EXEC_FAIL);
+}
+
 /* ---- AT+CIPSTAMAC / AT+CIPAPMAC --------------------------------------- */
 
 static enum at_rc mac_query(struct at_req *r, const char *name, const uint8_t *m)
@@ -741,6 +773,7 @@ static const struct at_cmd wifi_cmds[] = {
 	{ "+CWQAP",        NULL, NULL,              NULL,              cwqap_exec },
 	{ "+CWSAP",        NULL, cwsap_query,       cwsap_setup,       NULL },
 	{ "+CWLIF",        NULL, NULL,              NULL,              cwlif_exec },
+	{ "+CWQIF",        NULL, NULL,              cwqif_setup,       cwqif_exec },
 	{ "+CWDHCP",       NULL, cwdhcp_query,      cwdhcp_setup,      NULL },
 	{ "+CWAUTOCONN",   NULL, cwautoconn_query,  cwautoconn_setup,  NULL },
 	{ "+CIPSTAMAC",    NULL, cipstamac_query,   cipstamac_setup,   NULL },

@@ -2,6 +2,8 @@
 
 #include "core/log.h"
 
+#include <openssl/evp.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -236,6 +238,41 @@ static const struct wifi_ap *find_ap(const struct wifi *w, const struct wifi_joi
 	return best;
 }
 
+bool wifi_is_raw_psk(const char *pwd)
+{
+	size_t n = 0;
+	while (pwd[n] && isxdigit((unsigned char)pwd[n]))
+		n++;
+	return n == 64 && !pwd[n];
+}
+
+/* The 64-hex-digit key WPA2 derives from a passphrase: PBKDF2-HMAC-SHA1 of
+ * the passphrase salted with the SSID, 4096 rounds, 32 bytes (IEEE 802.11i
+ * H.4). A station may give either form (ESP-AT Wi-Fi AT+CWJAP: the
+ * password is up to 64 bytes; IDF reads 64 as the raw key). */
+static bool psk_of(const char *pass, const char *ssid, char hex[65])
+{
+	unsigned char key[32];
+	if (!PKCS5_PBKDF2_HMAC_SHA1(pass, (int)strlen(pass), (const unsigned char *)ssid,
+				    (int)strlen(ssid), 4096, (int)sizeof(key), key))
+		return false;
+	for (size_t i = 0; i < sizeof(key); i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	return true;
+}
+
+static bool password_matches(const struct wifi_ap *ap, const char *given)
+{
+	if (strcmp(ap->pwd, given) == 0)
+		return true;
+	char hex[65];
+	if (wifi_is_raw_psk(given) && !wifi_is_raw_psk(ap->pwd))
+		return psk_of(ap->pwd, ap->ssid, hex) && strcasecmp(hex, given) == 0;
+	if (wifi_is_raw_psk(ap->pwd) && !wifi_is_raw_psk(given))
+		return psk_of(given, ap->ssid, hex) && strcasecmp(hex, ap->pwd) == 0;
+	return strcasecmp(ap->pwd, given) == 0 && wifi_is_raw_psk(given);
+}
+
 /* Decide now how the join will end; the timer plays it out. */
 static int judge(struct wifi *w, const struct wifi_join_cfg *cfg)
 {
@@ -256,7 +293,7 @@ static int judge(struct wifi *w, const struct wifi_join_cfg *cfg)
 	const struct wifi_ap *ap = find_ap(w, cfg);
 	if (!ap)
 		return WIFI_JOIN_NO_AP;
-	if (ap->ecn != 0 && strcmp(ap->pwd, cfg->pwd) != 0)
+	if (ap->ecn != 0 && !password_matches(ap, cfg->pwd))
 		return WIFI_JOIN_BAD_PASSWORD;
 	if (cfg->pci_en && ap->ecn <= 1)
 		return WIFI_JOIN_FAIL; /* pci_en refuses OPEN and WEP */

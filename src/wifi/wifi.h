@@ -75,6 +75,9 @@ struct wifi {
 
 void wifi_init(struct wifi *w, struct loop *l, const struct wifi_events *ev, void *arg);
 void wifi_free(struct wifi *w);
+/* A 64-character password is a raw WPA2 key: exactly 64 hex digits. */
+bool wifi_is_raw_psk(const char *pwd);
+
 /* Add an access point from "ssid[:password[:rssi[:channel[:bssid]]]]" or
  * from a parsed record. Returns 0 or -EINVAL. */
 int wifi_add_ap_spec(struct wifi *w, const char *spec);

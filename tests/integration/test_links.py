@@ -368,6 +368,39 @@ def test_udp_fixed_remote(espatd):
                b'+CIPSTATE:0,"UDP","127.0.0.1",%d,%d,0\r\n\r\nOK\r\n' % (peer.port, addr[1]))
 
 
+def test_bind_to_the_modules_own_address(espatd):
+    """A static AT+CIPSTA address (or the SoftAP's) is the module's own, but
+    not the host's: a link bound to it binds to any local address (Zephyr's
+    esp_at binds UDP sockets to the station's address)."""
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    c.must_ok(b'AT+CIPSTA="192.168.5.50","192.168.5.1","255.255.255.0"\r\n')
+    c.must_ok(b'AT+CWJAP="lab","pw"\r\n')
+    c.transact(b"AT+CIPMUX=1\r\n", b"\r\nOK\r\n")
+    peer = UdpPeer()
+    lport = free_port(kind=socket.SOCK_DGRAM)
+    c.transact(b'AT+CIPSTART=0,"UDP","127.0.0.1",%d,%d,0,"192.168.5.50"\r\n' % (peer.port, lport),
+               b"0,CONNECT\r\n\r\nOK\r\n")
+    c.transact(b"AT+CIPSEND=0,3\r\n", b"\r\nOK\r\n\r\n>")
+    c.transact(b"abc", b"\r\nRecv 3 bytes\r\n\r\nSEND OK\r\n")
+    data, addr = peer.recv()
+    assert data == b"abc" and addr[1] == lport
+    peer.sock.sendto(b"back", addr)
+    c.expect(b"\r\n+IPD,0,4:back\r\n")
+    c.transact(b"AT+CWMODE=3\r\n", b"\r\nOK\r\n")
+    srv = TcpServer()
+    c.transact(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d,0,"192.168.4.1"\r\n' % srv.port,
+               b"1,CONNECT\r\n\r\nOK\r\n")
+    srv.accept().close()
+    c.expect(b"1,CLOSED\r\n")
+    srv.close()
+    # an address that is neither the module's nor the host's stays an error
+    c.transact(b'AT+CIPSTART=2,"UDP","127.0.0.1",%d,0,0,"192.168.5.51"\r\n' % peer.port,
+               b"\r\nERROR\r\n")
+    peer.close()
+
+
 def test_udp_mode2_follows_sender_and_dest(espatd):
     d = espatd()
     c = joined(d, mux=True, extra=[b"AT+CIPDINFO=1\r\n"])

@@ -132,7 +132,8 @@ def test_cwjap_bad_params(c):
         b'AT+CWJAP="lab","pw","11:22:33"\r\n',        # bssid
         b'AT+CWJAP="lab","pw",,,,,,,,1\r\n',          # 10 parameters
         b'AT+CWJAP="' + b"s" * 33 + b'","pw"\r\n',    # ssid > 32
-        b'AT+CWJAP="lab","' + b"p" * 64 + b'"\r\n',   # password > 63
+        b'AT+CWJAP="lab","' + b"p" * 64 + b'"\r\n',   # 64 but not a hex key
+        b'AT+CWJAP="lab","' + b"a" * 65 + b'"\r\n',   # password > 64
         b'AT+CWJAP=,"pw"\r\n',                        # password without ssid
         b"AT+CWJAP=lab,pw\r\n",
         b'AT+CWJAP="lab",1\r\n',
@@ -140,6 +141,38 @@ def test_cwjap_bad_params(c):
     c.transact(b"AT+CWJAP?\r\n", OK)
     # the longest valid ones join
     c.transact(b'AT+CWJAP="' + b"s" * 32 + b'","' + b"p" * 63 + b'"\r\n', JOINED)
+
+
+def wpa_psk(passphrase, ssid):
+    """The raw key WPA2 derives from a passphrase (IEEE 802.11i H.4)."""
+    import hashlib
+    return hashlib.pbkdf2_hmac("sha1", passphrase.encode(), ssid.encode(), 4096, 32).hex()
+
+
+def test_cwjap_raw_key(espatd):
+    """A 64-hex-digit password is the raw WPA2 key: it joins an AP whose
+    passphrase derives it, in either case, and no other."""
+    c = espatd(*APS).client
+    c.echo_off()
+    key = wpa_psk("pw-alpha1", "alpha").encode()
+    assert len(key) == 64
+    c.transact(b'AT+CWJAP="alpha","' + key + b'"\r\n', JOINED)
+    c.transact(b'AT+CWJAP="alpha","' + key.upper() + b'"\r\n', REJOINED)
+    c.transact(b"AT+CWQAP\r\n", b"WIFI DISCONNECT\r\n\r\nOK\r\n")
+    # the key of another passphrase, or of the right one for another SSID
+    for bad in (wpa_psk("pw-alpha2", "alpha"), wpa_psk("pw-alpha1", "gamma")):
+        c.transact(b'AT+CWJAP="alpha","' + bad.encode() + b'"\r\n', b"+CWJAP:2\r\n" + ERROR)
+
+
+def test_cwjap_raw_key_configured(espatd):
+    """An AP configured with its raw key takes that key or the passphrase."""
+    key = wpa_psk("delta-pass", "delta")
+    c = espatd("--ap", "delta:" + key).client
+    c.echo_off()
+    c.transact(b'AT+CWJAP="delta","delta-pass"\r\n', JOINED)
+    c.transact(b'AT+CWJAP="delta","' + key.encode() + b'"\r\n', REJOINED)
+    c.transact(b'AT+CWQAP\r\n', b"WIFI DISCONNECT\r\n\r\nOK\r\n")
+    c.transact(b'AT+CWJAP="delta","delta-pasS"\r\n', b"+CWJAP:2\r\n" + ERROR)
 
 
 def test_cwjap_configured_aps(espatd, frag):
@@ -540,8 +573,26 @@ def test_cipsta_bad(c):
                 b'AT+CIPSTA="1.2.3.4","1.2.3.1","255.255.255.256"\r\n', b"AT+CIPSTA\r\n"])
     c.transact(b"AT+CIPSTA?\r\n", ZERO_CIPSTA)
     c.transact(b"AT+CWDHCP?\r\n", b"+CWDHCP:3\r\nOK\r\n")
+
+
+def test_cipsta_in_any_mode(espatd):
+    """Zephyr's esp_at sets a static address before AT+CWMODE, and the mode
+    saved at its last run may be 0: the address waits for the station."""
+    d = espatd()
+    c = d.client
+    c.echo_off()
+    static = (b'+CIPSTA:ip:"192.168.5.7"\r\n+CIPSTA:gateway:"192.168.5.1"\r\n'
+              b'+CIPSTA:netmask:"255.255.255.0"\r\n\r\nOK\r\n')
+    c.transact(b"AT+CWMODE=0\r\n", OK)
+    c.transact(b'AT+CWDHCP=0,1\r\n', OK)
+    c.transact(b'AT+CIPSTA="192.168.5.7","192.168.5.1","255.255.255.0"\r\n', OK)
     c.transact(b"AT+CWMODE=2\r\n", OK)
-    failing(c, [b'AT+CIPSTA="192.168.5.7"\r\n'])   # needs station mode
+    c.transact(b'AT+CIPSTA="192.168.5.7","192.168.5.1","255.255.255.0"\r\n', OK)
+    c.transact(b"AT+CIPSTA?\r\n", static)
+    c.transact(b"AT+CWMODE=1,0\r\n", OK)
+    c.transact(b"AT+CIPSTA?\r\n", static)
+    c.transact(b'AT+CWJAP="lab","secret123"\r\n', JOINED)
+    c.transact(b"AT+CIPSTA?\r\n", static)
 
 
 def test_cipap(espatd):
@@ -712,6 +763,37 @@ def test_cwlif_no_stations(c):
     c.echo_off()
     c.transact(b"AT+CWMODE=2\r\n", OK)
     c.transact(b"AT+CWLIF\r\n", OK)
+
+
+def test_cwqif(espatd):
+    """AT+CWQIF disconnects SoftAP stations; none ever joins the virtual one."""
+    c = espatd().client
+    c.echo_off()
+    c.transact(b"AT+CWQIF\r\n", ERROR)   # no SoftAP in station mode
+    c.transact(b"AT+CWMODE=3\r\n", OK)
+    c.transact(b"AT+CWQIF\r\n", OK)
+    failing(c, [b'AT+CWQIF="aa:bb:cc:dd:ee:ff"\r\n',   # no such station
+                b'AT+CWQIF="aa:bb:cc"\r\n', b"AT+CWQIF=1\r\n", b'AT+CWQIF=""\r\n',
+                b'AT+CWQIF="aa:bb:cc:dd:ee:ff",1\r\n', b"AT+CWQIF?\r\n"])
+
+
+def test_got_ipv6_urcs(espatd):
+    """With AT+CIPV6=1 a join also reports the station's IPv6 addresses,
+    the ones AT+CIFSR shows (§3.1); without it, only WIFI GOT IP."""
+    c = espatd().client
+    c.echo_off()
+    c.transact(b'AT+CWJAP="lab","secret123"\r\n', JOINED)
+    c.transact(b"AT+CWQAP\r\n", b"WIFI DISCONNECT\r\n\r\nOK\r\n")
+    c.transact(b"AT+CIPV6=1\r\n", OK)
+    c.write(b'AT+CWJAP="lab","secret123"\r\n')
+    out = c.read_result()
+    cifsr = c.cmd(b"AT+CIFSR\r\n")
+    want = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n"
+    if b"STAIP6LL" in cifsr:
+        want += b"WIFI GOT IPv6 LL\r\n"
+    if b"STAIP6GL" in cifsr:
+        want += b"WIFI GOT IPv6 GL\r\n"
+    assert out == want + b"\r\nOK\r\n", (out, cifsr)
 
 
 def test_cwsap_set_query_and_rules(espatd):
