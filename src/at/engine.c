@@ -238,6 +238,12 @@ void at_engine_complete(struct at_engine *e, enum at_rc rc)
 {
 	if (!e->busy)
 		return;
+	if (rc == AT_RC_PROMPT) {
+		/* The pending command reached its data phase (AT+CIPSEND to a
+		 * UDP host name, once looked up): '>' now, its end later. */
+		at_out_result(&e->out, rc);
+		return;
+	}
 	finish(e, rc);
 }
 

@@ -79,7 +79,9 @@ void at_engine_set_loop(struct at_engine *e, struct loop *l);
 void at_engine_passthrough(struct at_engine *e);
 /* One transport read. */
 void at_engine_input(struct at_engine *e, const uint8_t *p, size_t n);
-/* Finish an AT_RC_PENDING command with its result. */
+/* Finish an AT_RC_PENDING command with its result; AT_RC_PROMPT instead
+ * prints '>' for the data phase the handler armed, which ends with another
+ * at_engine_complete(). */
 void at_engine_complete(struct at_engine *e, enum at_rc rc);
 /* Drop everything typed until at_engine_resume() (module rebooting). */
 void at_engine_suspend(struct at_engine *e);

@@ -521,6 +521,9 @@ static void ev_send_done(void *arg, struct link *lk, int err)
 	at_engine_complete(&d->at, err ? AT_RC_SEND_FAIL : AT_RC_SEND_OK);
 }
 
+/* The UDP destination of a send: 0 none or a literal address (in
+ * t->send_dest), 1 a name to look up (t->send_host, the port in
+ * t->send_dest), -1 an error. */
 static int parse_dest(struct at_req *r, int idx, struct link *lk)
 {
 	struct tcpip *t = &r->dev->tcpip;
@@ -542,12 +545,20 @@ static int parse_dest(struct at_req *r, int idx, struct link *lk)
 	memset(a, 0, sizeof(*a));
 	struct sockaddr_in *a4 = (void *)a;
 	struct sockaddr_in6 *a6 = (void *)a;
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1 && !lk->v6) {
+	bool is4 = inet_pton(AF_INET, host, &a4->sin_addr) == 1;
+	bool is6 = !is4 && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1;
+	if (is4 && !lk->v6) {
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1 && lk->v6) {
+	} else if (is6 && lk->v6) {
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons((uint16_t)port);
+	} else if (!is4 && !is6 && host[0]) {
+		/* A name (ESP-AT: "IPv4 address, IPv6 address, or domain name";
+		 * WiFiEspAT's beginPacket("pool.ntp.org", 123) sends one). */
+		snprintf(t->send_host, sizeof(t->send_host), "%.64s", host);
+		a4->sin_port = htons((uint16_t)port); /* same offset in sockaddr_in6 */
+		return 1;
 	} else {
 		r->errcode = AT_ERR_PARA_INVALID(idx);
 		return -1;
@@ -560,6 +571,50 @@ static int parse_dest(struct at_req *r, int idx, struct link *lk)
 	}
 	t->send_has_dest = true;
 	return 0;
+}
+
+/* The data phase of CIPSEND, CIPSENDEX and CIPSENDL; '>' follows. */
+static void arm_send(struct device *d)
+{
+	struct tcpip *t = tc(d);
+	if (t->send_kind == SEND_EX)
+		at_parser_expect_data_ex(&d->at.parser, t->send_len);
+	else
+		at_parser_expect_data(&d->at.parser, t->send_len);
+	/* Nothing may land between '>' and the end of the data (§1.11). */
+	at_out_hold(&d->at.out, true);
+}
+
+static void send_resolved(void *arg, int status, const struct dns_result *res)
+{
+	struct device *d = arg;
+	struct tcpip *t = tc(d);
+	struct link *lk = &t->links[t->send_id];
+	t->query = NULL;
+	if (status < 0 || res->n == 0) {
+		log_info("AT+CIPSEND on link %d: cannot resolve %s: %s", lk->id, t->send_host,
+			 status == -ETIMEDOUT ? "DNS timeout" : "unknown host");
+		d->at.req.errcode = AT_ERR_EXEC_FAIL;
+		at_engine_complete(&d->at, AT_RC_ERROR);
+		return;
+	}
+	uint16_t port = ((struct sockaddr_in *)(void *)&t->send_dest)->sin_port;
+	t->send_dest = res->addr[0];
+	if (t->send_dest.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)(void *)&t->send_dest)->sin6_port = port;
+	else
+		((struct sockaddr_in *)(void *)&t->send_dest)->sin_port = port;
+	if (lk->state != LINK_OPEN || !policy_allows(d->opts.policy, &t->send_dest)) {
+		log_info("AT+CIPSEND on link %d: %s", lk->id,
+			 lk->state != LINK_OPEN ? "the link closed during the lookup"
+						: "the destination is refused by --allow");
+		d->at.req.errcode = AT_ERR_EXEC_FAIL;
+		at_engine_complete(&d->at, AT_RC_ERROR);
+		return;
+	}
+	t->send_has_dest = true;
+	arm_send(d);
+	at_engine_complete(&d->at, AT_RC_PROMPT);
 }
 
 static enum at_rc send_setup(struct at_req *r, int kind)
@@ -583,7 +638,8 @@ static enum at_rc send_setup(struct at_req *r, int kind)
 		log_info("AT+CIPSEND on link %d: the link is not connected", (int)id);
 		return at_fail(r, AT_ERR_EXEC_FAIL);
 	}
-	if (parse_dest(r, k + 1, lk) < 0)
+	int dest = parse_dest(r, k + 1, lk);
+	if (dest < 0)
 		return AT_RC_ERROR;
 	t->send_id = (int)id;
 	t->send_len = (size_t)len;
@@ -595,12 +651,16 @@ static enum at_rc send_setup(struct at_req *r, int kind)
 	lk->sent_total = 0;
 	if (kind == SEND_LONG && lk->proto == LINK_UDP)
 		return at_fail(r, AT_ERR_EXEC_FAIL); /* long data is a stream */
-	if (kind == SEND_EX)
-		at_parser_expect_data_ex(&d->at.parser, (size_t)len);
-	else
-		at_parser_expect_data(&d->at.parser, (size_t)len);
-	/* Nothing may land between '>' and the end of the data (§1.11). */
-	at_out_hold(&d->at.out, true);
+	if (dest == 1) {
+		/* The module looks the name up before it prompts; the data
+		 * phase starts when the answer is in (send_resolved). */
+		t->query = dns_resolve(t->dns, t->send_host, lk->v6 ? DNS_V6_ONLY : DNS_V4_ONLY,
+				       10000, send_resolved, d);
+		if (!t->query)
+			return at_fail(r, AT_ERR_EXEC_FAIL);
+		return AT_RC_PENDING;
+	}
+	arm_send(d);
 	return AT_RC_PROMPT;
 }
 

@@ -97,6 +97,7 @@ struct tcpip {
 	struct buf sendbuf;
 	bool send_has_dest;
 	struct sockaddr_storage send_dest;
+	char send_host[65];          /* a UDP destination name being looked up */
 	int send_kind;               /* enum in cmd_tcpip.c */
 	bool send_waiting;           /* the running command waits for send_id's send_done */
 	bool ex_escape;              /* CIPSENDEX: previous byte was '\' */

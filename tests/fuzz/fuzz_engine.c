@@ -4,10 +4,12 @@
  * chunks so asynchronous commands (join, scan, restart) complete. */
 #include "core/loop.h"
 #include "dev/device.h"
+#include "net/policy.h"
 #include "transport/serial.h"
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,7 @@ static struct loop *loop;
 static struct transport tr = { .ops = &ops };
 static struct serial ser;
 static struct device dev;
+static struct policy loopback_only;
 
 static void in(void *arg, const uint8_t *p, size_t n)
 {
@@ -41,6 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!loop) {
+		/* Inputs open links, look names up and ping: none of it may
+		 * leave the machine. As root the fuzzer gets a network
+		 * namespace of its own (nothing is reachable there); in any
+		 * case links and pings may go to loopback only. */
+		if (unshare(CLONE_NEWNET) < 0 && errno != EPERM)
+			abort();
+		if (policy_add(&loopback_only, "127.0.0.0/8") < 0 ||
+		    policy_add(&loopback_only, "::1") < 0)
+			abort();
 		if (loop_new(&loop) < 0)
 			abort();
 		tr.loop = loop;
@@ -53,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.state_dir = NULL,
 		.boot_ms = 0,
 		.uart = { 115200, 8, 1, 0, 0 },
+		.policy = &loopback_only,
 	};
 	if (device_init(&dev, loop, &ser, &o) < 0)
 		abort();

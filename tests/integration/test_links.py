@@ -636,6 +636,31 @@ def test_start_by_name(espatd, dns, srv):
     s6.close()
 
 
+def test_udp_send_to_a_name(espatd, dns):
+    """AT+CIPSEND's UDP destination may be a name: looked up through the
+    CIPDNS servers before the prompt (WiFiEspAT's beginPacket(host, port))."""
+    d = espatd("--dns-port", str(dns))
+    c = joined(d, mux=True, extra=[b'AT+CIPDNS=1,"127.0.0.1"\r\n'])
+    peer = UdpPeer()
+    lport = free_port(kind=socket.SOCK_DGRAM)
+    c.transact(b'AT+CIPSTART=4,"UDP","0.0.0.0",%d,%d,2\r\n' % (lport, lport),
+               b"4,CONNECT\r\n\r\nOK\r\n")
+    for cmd, data in ((b"AT+CIPSEND=4,3,\"peer.test\",%d\r\n", b"one"),
+                      (b"AT+CIPSENDEX=4,3,\"peer.test\",%d\r\n", b"two")):
+        c.transact(cmd % peer.port, b"\r\nOK\r\n\r\n>")
+        c.transact(data, b"\r\nRecv 3 bytes\r\n\r\nSEND OK\r\n")
+        got, addr = peer.recv()
+        assert got == data and addr[0] == "127.0.0.1"
+    # an unknown name: ERROR, no prompt, and the port keeps working
+    c.transact(b'AT+CIPSEND=4,3,"nosuch.test",%d\r\n' % peer.port, b"\r\nERROR\r\n")
+    # an empty name is no destination
+    c.transact(b'AT+CIPSEND=4,3,"",%d\r\n' % peer.port, b"\r\nERROR\r\n")
+    c.transact(b"AT+CIPSEND=4,1,\"127.0.0.1\",%d\r\n" % peer.port, b"\r\nOK\r\n\r\n>")
+    c.transact(b"!", b"\r\nRecv 1 bytes\r\n\r\nSEND OK\r\n")
+    assert peer.recv()[0] == b"!"
+    peer.close()
+
+
 # ---- multicast on loopback (§2.5) -------------------------------------------
 
 def test_udp_multicast_loopback(espatd):
