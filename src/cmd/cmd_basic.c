@@ -39,6 +39,22 @@ static enum at_rc rst_exec(struct at_req *r)
 	return AT_RC_OK;
 }
 
+/* AT+GSLP=<ms> (ESP-AT Basic docs): "<ms>", OK, then Deep-sleep: the UART
+ * is off (typed bytes are lost, nothing is said) until the timer wakes the
+ * chip, which then boots as after a reset ("ready"). An ESP32 restarts at
+ * once for 0; an ESP8266 wakes only by its RST pin, so 0 sleeps for good. */
+static enum at_rc gslp_setup(struct at_req *r)
+{
+	struct device *d = dev(r);
+	int64_t ms;
+	if (!at_nargs(r, 1, 1) || at_get_int(r, 0, 0, 0x7fffffff, true, &ms) < 0)
+		return AT_RC_ERROR;
+	at_out_line(r->out, "%lld", (long long)ms);
+	d->deep_sleep_ms = ms == 0 && d->profile->gslp_zero_sleeps ? -1 : ms;
+	d->restart_pending = true;
+	return AT_RC_OK;
+}
+
 static enum at_rc restore_exec(struct at_req *r)
 {
 	dev(r)->restart_pending = true;
@@ -304,6 +320,7 @@ static const struct at_cmd basic_cmds[] = {
 	{ "+RST",          NULL, NULL,               NULL,               rst_exec },
 	{ "+GMR",          NULL, NULL,               NULL,               gmr_exec },
 	{ "+CMD",          NULL, cmd_query,          NULL,               NULL },
+	{ "+GSLP",         NULL, NULL,               gslp_setup,         NULL },
 	{ "+SYSTIMESTAMP", NULL, systimestamp_query, systimestamp_setup, NULL },
 	{ "+SLEEP",        NULL, sleep_query,        sleep_setup,        NULL },
 	{ "+RESTORE",      NULL, NULL,               NULL,               restore_exec },

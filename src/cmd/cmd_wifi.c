@@ -121,6 +121,10 @@ void cmd_wifi_load(struct device *d)
 	w->reconn_interval = (int)device_load_int(d, NS_WIFI, "reconn_intv", 0);
 	w->reconn_repeat = (int)device_load_int(d, NS_WIFI, "reconn_rep", 0);
 	snprintf(w->hostname, sizeof(w->hostname), "%s", d->profile->hostname);
+	/* ESP-AT's factory parameters: China, channels 1-13, following the
+	 * AP's country (policy 0); AT+CWCOUNTRY changes are never saved. */
+	w->country = (struct country){ .policy = 0, .code = "CN", .first = 1, .count = 13 };
+	wifi_set_channels(&d->wifi, w->country.first, w->country.count);
 	load_blob(d, "sta_static", &w->sta_static, sizeof(w->sta_static), NULL);
 	bool ok = false;
 	load_blob(d, "ap_ip", &w->ap, sizeof(w->ap), &ok);
@@ -485,6 +489,39 @@ static enum at_rc cwdhcp_setup(struct at_req *r)
 	return AT_RC_OK;
 }
 
+/* ---- AT+CWCOUNTRY ------------------------------------------------------ */
+
+static enum at_rc cwcountry_query(struct at_req *r)
+{
+	const struct country *c = &dev(r)->ws.country;
+	at_out_line(r->out, "+CWCOUNTRY:%d,\"%s\",%d,%d", c->policy, c->code, c->first, c->count);
+	return AT_RC_OK;
+}
+
+/* AT+CWCOUNTRY=<policy>,<"code">,<first channel>,<channel count> (ESP-AT
+ * Wi-Fi docs): the channels bound scans and joins from now on. The
+ * virtual access points carry no country of their own, so policy 0
+ * (follow the AP's) changes nothing after a join. */
+static enum at_rc cwcountry_setup(struct at_req *r)
+{
+	struct country c = { 0 };
+	int64_t policy, first, count;
+	if (!at_nargs(r, 4, 4) || at_get_int(r, 0, 0, 1, true, &policy) < 0 ||
+	    at_get_str(r, 1, 3, true, c.code, sizeof(c.code)) < 0 ||
+	    at_get_int(r, 2, 1, 14, true, &first) < 0 || at_get_int(r, 3, 1, 14, true, &count) < 0)
+		return AT_RC_ERROR;
+	if (!c.code[0])
+		return at_fail(r, AT_ERR_PARA_INVALID(1));
+	if (first + count - 1 > 14) /* the 2.4 GHz band ends at channel 14 */
+		return at_fail(r, AT_ERR_PARA_INVALID(3));
+	c.policy = (int)policy;
+	c.first = (int)first;
+	c.count = (int)count;
+	dev(r)->ws.country = c;
+	wifi_set_channels(&dev(r)->wifi, c.first, c.count);
+	return AT_RC_OK;
+}
+
 static enum at_rc cwhostname_query(struct at_req *r)
 {
 	at_out_line(r->out, "+CWHOSTNAME:%s", dev(r)->ws.hostname);
@@ -774,6 +811,7 @@ static const struct at_cmd wifi_cmds[] = {
 	{ "+CWSAP",        NULL, cwsap_query,       cwsap_setup,       NULL },
 	{ "+CWLIF",        NULL, NULL,              NULL,              cwlif_exec },
 	{ "+CWQIF",        NULL, NULL,              cwqif_setup,       cwqif_exec },
+	{ "+CWCOUNTRY",    NULL, cwcountry_query,   cwcountry_setup,   NULL },
 	{ "+CWDHCP",       NULL, cwdhcp_query,      cwdhcp_setup,      NULL },
 	{ "+CWAUTOCONN",   NULL, cwautoconn_query,  cwautoconn_setup,  NULL },
 	{ "+CIPSTAMAC",    NULL, cipstamac_query,   cipstamac_setup,   NULL },

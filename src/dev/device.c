@@ -46,7 +46,19 @@ static void reboot(struct device *d)
 	tcpip_reset(d);
 	cmd_services_reset(d);
 	cmd_ota_reset(d);
-	device_boot(d, d->opts.boot_ms);
+	int64_t sleep_ms = d->deep_sleep_ms;
+	d->deep_sleep_ms = 0;
+	if (sleep_ms < 0) {
+		/* Only a reset ends it; on a pty there is no RST pin. */
+		log_warn("AT+GSLP=0: the ESP8266 sleeps until reset; restart espatd to wake it");
+		d->booting = true;
+		at_engine_suspend(&d->at);
+		return;
+	}
+	if (sleep_ms > 0)
+		log_info("AT+GSLP: deep sleep for %lld ms, then a restart; input meanwhile is lost",
+			 (long long)sleep_ms);
+	device_boot(d, d->opts.boot_ms + (uint32_t)sleep_ms);
 }
 
 static void after_command(struct device *d)

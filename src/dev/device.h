@@ -44,6 +44,11 @@ struct wifi_settings {
 		uint8_t mac[6];
 		int channel;
 	} scan_filter;
+	struct country {             /* AT+CWCOUNTRY, never saved */
+		int policy;
+		char code[4];
+		int first, count;        /* channels first..first+count-1 */
+	} country;
 	struct softap_cfg {          /* AT+CWSAP: the virtual SoftAP */
 		char ssid[33];
 		char pwd[65];
@@ -103,6 +108,7 @@ struct device {
 	int sysmsg;
 	int transintvl;
 	int sleep_mode;             /* AT+SLEEP: recorded; a host does not sleep */
+	int64_t deep_sleep_ms;      /* AT+GSLP: the next restart waits this long; <0 forever */
 	int rfpower[4];
 	struct line_cfg uart_cur, uart_def;
 	bool ipv6;                  /* AT+CIPV6 */

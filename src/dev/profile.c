@@ -42,6 +42,7 @@ static const struct profile profiles[] = {
 		.rf_ble = false,
 		.hostname = "LWIP",
 		.cwmode_default = 1,
+		.gslp_zero_sleeps = true, /* wakes by GPIO16 on RST, or not (Basic AT+GSLP) */
 	},
 };
 

@@ -17,6 +17,7 @@ struct profile {
 	bool rf_ble;            /* RFPOWER has the three BLE fields */
 	const char *hostname;   /* default AT+CWHOSTNAME */
 	int cwmode_default;
+	bool gslp_zero_sleeps;  /* AT+GSLP=0 sleeps until reset (ESP8266), not a restart */
 };
 
 const struct profile *profile_find(const char *name);

@@ -20,7 +20,20 @@ void wifi_init(struct wifi *w, struct loop *l, const struct wifi_events *ev, voi
 	w->ev = ev;
 	w->ev_arg = arg;
 	w->join_ms = 1000;
+	w->chan_lo = 1;
+	w->chan_hi = 14;
 	loop_timer_init(&w->timer, on_timer, w);
+}
+
+void wifi_set_channels(struct wifi *w, int first, int count)
+{
+	w->chan_lo = first;
+	w->chan_hi = first + count - 1;
+}
+
+static bool channel_allowed(const struct wifi *w, int ch)
+{
+	return ch >= w->chan_lo && ch <= w->chan_hi;
 }
 
 void wifi_free(struct wifi *w)
@@ -225,7 +238,7 @@ static const struct wifi_ap *find_ap(const struct wifi *w, const struct wifi_joi
 	const struct wifi_ap *best = NULL;
 	for (size_t i = 0; i < w->naps; i++) {
 		const struct wifi_ap *ap = &w->aps[i];
-		if (strcmp(ap->ssid, cfg->ssid) != 0)
+		if (strcmp(ap->ssid, cfg->ssid) != 0 || !channel_allowed(w, ap->channel))
 			continue;
 		if (cfg->has_bssid && memcmp(ap->bssid, cfg->bssid, 6) != 0)
 			continue;
@@ -282,7 +295,8 @@ static int judge(struct wifi *w, const struct wifi_join_cfg *cfg)
 		snprintf(w->cur.ssid, sizeof(w->cur.ssid), "%s", cfg->ssid);
 		snprintf(w->cur.pwd, sizeof(w->cur.pwd), "%s", cfg->pwd);
 		w->cur.rssi = -45;
-		w->cur.channel = 6;
+		/* channel 6, or the nearest one the country allows */
+		w->cur.channel = 6 < w->chan_lo ? w->chan_lo : 6 > w->chan_hi ? w->chan_hi : 6;
 		w->cur.ecn = cfg->pwd[0] ? 3 : 0;
 		if (cfg->has_bssid)
 			memcpy(w->cur.bssid, cfg->bssid, 6);
@@ -393,7 +407,8 @@ size_t wifi_scan(const struct wifi *w, struct wifi_ap *out, size_t max)
 		return n;
 	}
 	for (size_t i = 0; i < w->naps && n < max; i++)
-		out[n++] = w->aps[i];
+		if (channel_allowed(w, w->aps[i].channel))
+			out[n++] = w->aps[i];
 	return n;
 }
 

@@ -71,10 +71,14 @@ struct wifi {
 	struct loop_timer timer;
 	int phase;
 	int pending_result;
+	int chan_lo, chan_hi;     /* channels the country allows (AT+CWCOUNTRY) */
 };
 
 void wifi_init(struct wifi *w, struct loop *l, const struct wifi_events *ev, void *arg);
 void wifi_free(struct wifi *w);
+/* Channels first..first+count-1 only (AT+CWCOUNTRY): access points
+ * elsewhere are neither found by scans nor joined. */
+void wifi_set_channels(struct wifi *w, int first, int count);
 /* A 64-character password is a raw WPA2 key: exactly 64 hex digits. */
 bool wifi_is_raw_psk(const char *pwd);
 

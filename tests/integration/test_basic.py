@@ -113,6 +113,59 @@ def test_rst_other_forms(c):
     c.transact(b"AT\r\n", b"\r\nOK\r\n")
 
 
+# ---- AT+GSLP (Basic AT+GSLP) ---------------------------------------------------
+
+
+def test_gslp_sleeps_then_boots(espatd):
+    """"<ms>", OK, then nothing, with typed bytes lost and links gone, until
+    the chip wakes and boots as after a reset."""
+    from netpeer import TcpServer
+    srv = TcpServer()
+    d = espatd(boot_ms=100)
+    c = d.client
+    c.echo_off()
+    c.must_ok(b'AT+CWJAP="lab","pw"\r\n')
+    c.transact(b'AT+CIPSTART="TCP","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n\r\nOK\r\n")
+    peer = srv.accept()
+    c.transact(b"AT+GSLP=700\r\n", b"700\r\n\r\nOK\r\n", quiet=0)
+    t0 = time.monotonic()
+    time.sleep(0.1)
+    c.write(b"AT+CWMODE=2\r\n")  # the UART sleeps: nobody reads it
+    c.assert_quiet(0.4)
+    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
+    assert time.monotonic() - t0 >= 0.7
+    # the saved join comes back by itself, as after a reset
+    c.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n", timeout=3 * SCALE)
+    peer.settimeout(2 * SCALE)
+    assert peer.recv(16) == b""  # the link went with the sleep
+    c.transact(b"AT+CWMODE?\r\n", b"AT+CWMODE?\r\n+CWMODE:1\r\n\r\nOK\r\n")
+    c.transact(b"AT+CIPSTATUS\r\n", b"AT+CIPSTATUS\r\nSTATUS:2\r\n\r\nOK\r\n")
+    peer.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("profile", ["esp32", "esp8266"])
+def test_gslp_zero(espatd, profile):
+    """0 restarts an ESP32 at once; an ESP8266 sleeps until its RST pin."""
+    c = espatd(profile=profile, boot_ms=100).client
+    c.echo_off()
+    c.transact(b"AT+GSLP=0\r\n", b"0\r\n\r\nOK\r\n", quiet=0)
+    if profile == "esp32":
+        c.expect(b"\r\nready\r\n", timeout=2 * SCALE)
+        c.transact(b"AT\r\n", b"AT\r\n\r\nOK\r\n")
+    else:
+        c.write(b"AT\r\n")
+        c.assert_quiet(1.0)
+
+
+def test_gslp_bad(c):
+    c.echo_off()
+    for bad in (b"AT+GSLP=-1", b"AT+GSLP=2147483648", b"AT+GSLP", b"AT+GSLP?",
+                b"AT+GSLP=?", b'AT+GSLP="5"', b"AT+GSLP=5,1", b"AT+GSLP="):
+        c.transact(bad + b"\r\n", b"\r\nERROR\r\n")
+    c.transact(b"AT\r\n", b"\r\nOK\r\n")
+
+
 # ---- AT+GMR -------------------------------------------------------------------
 
 

@@ -796,6 +796,39 @@ def test_got_ipv6_urcs(espatd):
     assert out == want + b"\r\nOK\r\n", (out, cifsr)
 
 
+def test_cwcountry(espatd):
+    """The module's factory country (China, channels 1-13); AT+CWCOUNTRY
+    bounds what scans find and joins reach; never saved."""
+    d = espatd(*APS, "--ap", "delta:pw-delta1:-50:13:aa:00:00:00:00:04")
+    c = d.client
+    c.echo_off()
+    delta = b'+CWLAP:(3,"delta",-50,"aa:00:00:00:00:04",13,-1,-1,4,4,7,0)\r\n'
+    c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:0,"CN",1,13\r\n' + OK)
+    c.transact(b"AT+CWLAPOPT=0,2047\r\n", OK)
+    c.transact(b"AT+CWLAP\r\n", ALPHA + BETA + GAMMA + delta + OK)
+    # the US: channels 1-11; delta (13) is out of reach
+    c.transact(b'AT+CWCOUNTRY=0,"US",1,11\r\n', OK)
+    c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:0,"US",1,11\r\n' + OK)
+    c.transact(b"AT+CWLAP\r\n", ALPHA + BETA + GAMMA + OK)
+    c.transact(b'AT+CWJAP="delta","pw-delta1"\r\n', b"+CWJAP:3\r\n" + ERROR)
+    # channels 6-11 only
+    c.transact(b'AT+CWCOUNTRY=1,"XX",6,6\r\n', OK)
+    c.transact(b"AT+CWLAP\r\n", BETA + GAMMA + OK)
+    c.transact(b'AT+CWJAP="alpha","pw-alpha1"\r\n', b"+CWJAP:3\r\n" + ERROR)
+    c.transact(b'AT+CWJAP="gamma","pw-gamma1"\r\n', JOINED)
+    failing(c, [b'AT+CWCOUNTRY=2,"CN",1,13\r\n', b'AT+CWCOUNTRY=0,"",1,13\r\n',
+                b'AT+CWCOUNTRY=0,"ABCD",1,13\r\n', b'AT+CWCOUNTRY=0,"CN",0,13\r\n',
+                b'AT+CWCOUNTRY=0,"CN",1,0\r\n', b'AT+CWCOUNTRY=0,"CN",2,14\r\n',
+                b'AT+CWCOUNTRY=0,CN,1,13\r\n', b'AT+CWCOUNTRY=0,"CN",1\r\n',
+                b"AT+CWCOUNTRY\r\n", b"AT+CWCOUNTRY=?\r\n"])
+    c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:1,"XX",6,6\r\n' + OK)
+    # a restart brings the factory country back (not saved)
+    c.transact(b"AT+RST\r\n", b"\r\nOK\r\n", quiet=0)
+    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
+    c.echo_off()
+    c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:0,"CN",1,13\r\n' + OK)
+
+
 def test_cwsap_set_query_and_rules(espatd):
     d = espatd()
     c = d.client
