@@ -174,8 +174,37 @@ static void leave(struct device *d)
 
 /* ---- AT+CWMODE -------------------------------------------------------- */
 
+/* ---- AT+CWINIT -------------------------------------------------------- */
+
+/* AT+CWINIT=0 frees the Wi-Fi driver (ESP-AT Wi-Fi docs): the station
+ * leaves, the SoftAP stops, and the Wi-Fi commands fail until AT+CWINIT=1
+ * or a restart (never saved). TinyGSM's radioOff() sends it. */
+static enum at_rc cwinit_query(struct at_req *r)
+{
+	at_out_line(r->out, "+CWINIT:%d", dev(r)->ws.driver_off ? 0 : 1);
+	return AT_RC_OK;
+}
+
+static enum at_rc cwinit_setup(struct at_req *r)
+{
+	struct device *d = dev(r);
+	int64_t v;
+	if (!at_nargs(r, 1, 1) || at_get_int(r, 0, 0, 1, true, &v) < 0)
+		return AT_RC_ERROR;
+	if (v == 0 && !d->ws.driver_off) {
+		leave(d); /* WIFI DISCONNECT if it was connected */
+		d->ws.driver_off = true;
+		tcpip_netif_down(d); /* the SoftAP's links go too */
+	} else if (v == 1) {
+		d->ws.driver_off = false;
+	}
+	return AT_RC_OK;
+}
+
 static enum at_rc cwmode_query(struct at_req *r)
 {
+	if (dev(r)->ws.driver_off)
+		return at_fail(r, AT_ERR_EXEC_FAIL);
 	at_out_line(r->out, "+CWMODE:%d", dev(r)->ws.mode);
 	return AT_RC_OK;
 }
@@ -183,6 +212,8 @@ static enum at_rc cwmode_query(struct at_req *r)
 static enum at_rc cwmode_setup(struct at_req *r)
 {
 	struct device *d = dev(r);
+	if (d->ws.driver_off)
+		return at_fail(r, AT_ERR_EXEC_FAIL);
 	int64_t mode, autoc = 1;
 	if (!at_nargs(r, 1, 2) || at_get_int(r, 0, 0, 3, true, &mode) < 0 ||
 	    at_get_int(r, 1, 0, 1, false, &autoc) < 0)
@@ -801,6 +832,7 @@ static enum at_rc cipapmac_setup(struct at_req *r)
 
 static const struct at_cmd wifi_cmds[] = {
 	/* name            test  query              setup              exec */
+	{ "+CWINIT",       NULL, cwinit_query,      cwinit_setup,      NULL },
 	{ "+CWMODE",       NULL, cwmode_query,      cwmode_setup,      NULL },
 	{ "+CWSTATE",      NULL, cwstate_query,     NULL,              NULL },
 	{ "+CWJAP",        NULL, cwjap_query,       cwjap_setup,       cwjap_exec },

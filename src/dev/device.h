@@ -28,6 +28,7 @@ struct ipv4_cfg {
 /* Wi-Fi chapter settings (protocol.md §5.5, §6). */
 struct wifi_settings {
 	int mode;                   /* AT+CWMODE 0..3 */
+	bool driver_off;            /* AT+CWINIT=0 until AT+CWINIT=1 or a restart */
 	bool autoconn;              /* AT+CWAUTOCONN, always saved */
 	int dhcp;                   /* AT+CWDHCP bits: 0 STA, 1 SoftAP */
 	struct ipv4_cfg sta_static; /* AT+CIPSTA */
@@ -123,15 +124,16 @@ struct device {
 	char ota_gmr0[160];
 };
 
-/* CWMODE has a station (1, 3) / a SoftAP (2, 3). */
+/* CWMODE has a station (1, 3) / a SoftAP (2, 3), while the Wi-Fi driver
+ * is up (AT+CWINIT). */
 static inline bool device_sta_on(const struct device *d)
 {
-	return d->ws.mode == 1 || d->ws.mode == 3;
+	return !d->ws.driver_off && (d->ws.mode == 1 || d->ws.mode == 3);
 }
 
 static inline bool device_ap_on(const struct device *d)
 {
-	return d->ws.mode == 2 || d->ws.mode == 3;
+	return !d->ws.driver_off && (d->ws.mode == 2 || d->ws.mode == 3);
 }
 
 /* Set up everything but do not boot yet. */

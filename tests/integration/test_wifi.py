@@ -796,6 +796,31 @@ def test_got_ipv6_urcs(espatd):
     assert out == want + b"\r\nOK\r\n", (out, cifsr)
 
 
+def test_cwinit(espatd):
+    """AT+CWINIT=0 frees the Wi-Fi driver: the station leaves and Wi-Fi
+    commands fail until AT+CWINIT=1 or a restart (TinyGSM's radioOff)."""
+    c = espatd(boot_ms=50).client
+    c.echo_off()
+    c.transact(b"AT+CWINIT?\r\n", b"+CWINIT:1\r\n" + OK)
+    c.transact(b"AT+SYSSTORE=0\r\n", OK)  # no saved join to come back after the restart
+    c.transact(b'AT+CWJAP="lab","secret123"\r\n', JOINED)
+    c.transact(b"AT+CWINIT=0\r\n", b"WIFI DISCONNECT\r\n" + OK)
+    c.transact(b"AT+CWINIT?\r\n", b"+CWINIT:0\r\n" + OK)
+    failing(c, [b"AT+CWMODE?\r\n", b"AT+CWMODE=1\r\n", b'AT+CWJAP="lab","secret123"\r\n',
+                b"AT+CWLAP\r\n", b"AT+CWJAP\r\n", b'AT+CIPSTART="TCP","127.0.0.1",9\r\n'])
+    c.transact(b"AT+CWINIT=0\r\n", OK)   # already off
+    c.transact(b"AT+CWINIT=1\r\n", OK)
+    c.transact(b"AT+CWMODE?\r\n", b"+CWMODE:1\r\n" + OK)
+    c.transact(b'AT+CWJAP="lab","secret123"\r\n', JOINED)
+    failing(c, [b"AT+CWINIT=2\r\n", b"AT+CWINIT\r\n", b"AT+CWINIT=?\r\n", b"AT+CWINIT=1,1\r\n"])
+    # never saved: a restart brings the driver back
+    c.transact(b"AT+CWINIT=0\r\n", b"WIFI DISCONNECT\r\n" + OK)
+    c.transact(b"AT+RST\r\n", b"\r\nOK\r\n", quiet=0)
+    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
+    c.echo_off()
+    c.transact(b"AT+CWINIT?\r\n", b"+CWINIT:1\r\n" + OK)
+
+
 def test_cwcountry(espatd):
     """The module's factory country (China, channels 1-13); AT+CWCOUNTRY
     bounds what scans find and joins reach; never saved."""
@@ -804,6 +829,7 @@ def test_cwcountry(espatd):
     c.echo_off()
     delta = b'+CWLAP:(3,"delta",-50,"aa:00:00:00:00:04",13,-1,-1,4,4,7,0)\r\n'
     c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:0,"CN",1,13\r\n' + OK)
+    c.transact(b"AT+SYSSTORE=0\r\n", OK)  # no saved join to come back after the restart
     c.transact(b"AT+CWLAPOPT=0,2047\r\n", OK)
     c.transact(b"AT+CWLAP\r\n", ALPHA + BETA + GAMMA + delta + OK)
     # the US: channels 1-11; delta (13) is out of reach
