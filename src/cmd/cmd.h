@@ -33,5 +33,7 @@ void cmd_ota_load(struct device *d);
 /* Module reset: abort a download in flight, without output. */
 void cmd_ota_reset(struct device *d);
 void cmd_ota_free(struct device *d);
+extern const struct at_cmd_table cmd_mdns_table; /* cmd_mdns.c: AT+MDNS (protocol.md §2.34) */
+void cmd_mdns_stop(struct device *d); /* responder off, no goodbyes: reset, station down, free */
 
 #endif

@@ -46,6 +46,7 @@ static void ev_disconnected(void *arg)
 	struct device *d = arg;
 	at_out_wifi(&d->at.out, "WIFI DISCONNECT");
 	tcpip_netif_down(d);
+	cmd_mdns_stop(d); /* the address it published is gone */
 }
 
 static void ev_join_done(void *arg, int result)

@@ -19,6 +19,7 @@ static const struct at_cmd_table *const tables[] = {
 	&cmd_passthrough_table,
 	&cmd_services_table,
 	&cmd_ota_table,
+	&cmd_mdns_table,
 };
 
 static void sink(void *arg, const void *p, size_t n)
@@ -46,6 +47,7 @@ static void reboot(struct device *d)
 	tcpip_reset(d);
 	cmd_services_reset(d);
 	cmd_ota_reset(d);
+	cmd_mdns_stop(d);
 	int64_t sleep_ms = d->deep_sleep_ms;
 	d->deep_sleep_ms = 0;
 	if (sleep_ms < 0) {
@@ -132,6 +134,7 @@ void device_free(struct device *d)
 	ssl_free(d);
 	cmd_services_free(d);
 	cmd_ota_free(d);
+	cmd_mdns_stop(d);
 	dns_free(d->tcpip.dns);
 	d->tcpip.dns = NULL;
 	at_engine_free(&d->at);

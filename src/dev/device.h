@@ -122,6 +122,7 @@ struct device {
 	struct ota_state *ota;      /* AT+CIUPDATE, AT+CIPFWVER (cmd_ota.c) */
 	struct profile ota_profile; /* the profile with AT+GMR showing the OTA version */
 	char ota_gmr0[160];
+	struct mdns *mdns;          /* AT+MDNS responder (cmd_mdns.c); NULL when off */
 };
 
 /* CWMODE has a station (1, 3) / a SoftAP (2, 3), while the Wi-Fi driver
