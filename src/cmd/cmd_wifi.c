@@ -437,7 +437,9 @@ static enum at_rc cwlap_setup(struct at_req *r)
 	int rc = at_get_str(r, 0, 32, false, f.ssid, sizeof(f.ssid));
 	if (rc < 0)
 		return AT_RC_ERROR;
-	f.has_ssid = rc == AT_ARG_OK;
+	/* An empty SSID filters nothing, as an omitted one (the scan's SSID is
+	 * unset): Mbed's rssi() sends AT+CWLAP="","<bssid>",. */
+	f.has_ssid = rc == AT_ARG_OK && f.ssid[0];
 	rc = at_get_str(r, 1, 17, false, mac, sizeof(mac));
 	if (rc < 0)
 		return AT_RC_ERROR;

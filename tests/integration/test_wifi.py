@@ -316,6 +316,8 @@ def test_cwlap_set_filters(espatd):
         (b'AT+CWLAP="alpha",,1\r\n', ALPHA + OK),
         (b'AT+CWLAP="alpha",,6\r\n', OK),
         (b'AT+CWLAP="alpha",,,1,0,0\r\n', ALPHA + OK),
+        (b'AT+CWLAP="","aa:00:00:00:00:02",\r\n', BETA + OK),   # "" filters nothing
+        (b'AT+CWLAP=""\r\n', ALPHA + BETA + GAMMA + OK),
         (b"AT+CWLAP=alpha\r\n", ERROR),
         (b'AT+CWLAP="alpha","zz"\r\n', ERROR),
         (b'AT+CWLAP="alpha",,15\r\n', ERROR),
