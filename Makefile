@@ -16,6 +16,8 @@ FUZZ_JOBS  ?= 1
 # What `make valgrind` runs (pytest paths / node ids)
 VALGRIND_TESTS ?= tests/integration
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# harnesses fuzzed at once (each one process unless FUZZ_JOBS > 1)
+FUZZ_PARALLEL ?= $(JOBS)
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps deps-valgrind build run test unit integration asan valgrind valgrind-smoke \
@@ -76,7 +78,7 @@ valgrind-smoke: deps-valgrind build
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DESPATD_FUZZ=ON -DESPATD_TESTS=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
-	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS)
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_PARALLEL)
 
 test: unit integration valgrind-smoke asan fuzz
 	@echo "make test: all suites passed"
