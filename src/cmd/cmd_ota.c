@@ -474,10 +474,10 @@ static void query_done(void *arg, int status, long code, const char *why)
 		finish(d, false, err);
 }
 
-static bool pem_ok(int kind, const char *pem, char *why, size_t whylen)
+static bool pki_ok(int kind, const char *p, size_t n, char *why, size_t whylen)
 {
-	return (kind == 2 ? tls_check_key_pem(pem, why, whylen)
-			  : tls_check_cert_pem(pem, why, whylen)) == 0;
+	return (kind == 2 ? tls_check_key((const uint8_t *)p, n, why, whylen)
+			  : tls_check_cert((const uint8_t *)p, n, why, whylen)) == 0;
 }
 
 /* A certificate partition: <state-dir>/mfg/<ns>/<ns>.0, then reload the
@@ -491,13 +491,10 @@ static int install_cert(struct device *d, int kind, const char *ns, char *why, s
 	size_t n = 0;
 	int rc = buf ? read_small(tdir, TMP_NAME, buf, OTA_CERT_MAX, &n) : -ENOMEM;
 	close(tdir);
-	if (rc == 0 && (n == 0 || memchr(buf, 0, n)))
+	if (rc == 0 && n == 0)
 		rc = -EINVAL;
-	if (rc == 0) {
-		buf[n] = 0;
-		if (!pem_ok(kind, buf, why, whylen))
-			rc = -EINVAL;
-	}
+	if (rc == 0 && !pki_ok(kind, buf, n, why, whylen)) /* PEM or DER */
+		rc = -EINVAL;
 	if (rc == 0) {
 		int dir = open_sub(d, "mfg", ns, true);
 		if (dir < 0) {

@@ -205,34 +205,36 @@ static void mfg_put(struct device *d, const char *ns, const char *key, int type,
 	*pp = e;
 }
 
-/* PEM text of <ns>.<n>, or NULL. */
-static const char *mfg_pem(struct device *d, const char *ns, int n)
+/* <ns>.<n> of a certificate namespace, PEM or DER; p == NULL if none. */
+static struct tls_blob mfg_pki(struct device *d, const char *ns, int n)
 {
 	char key[MFG_NAME_MAX + 8];
 	snprintf(key, sizeof(key), "%s.%d", ns, n);
 	struct mfg_entry *e = mfg_find(d, ns, key);
-	return e && (e->type == MFG_BIN || e->type == MFG_STR) ? (const char *)e->data : NULL;
+	if (!e || (e->type != MFG_BIN && e->type != MFG_STR))
+		return (struct tls_blob){ NULL, 0 };
+	return (struct tls_blob){ e->data, e->len };
 }
 
-/* A certificate namespace takes only PEM that parses: certificates in the
- * _cert/_ca namespaces, a private key in the _key ones. */
+/* A certificate namespace takes only data that parses, PEM or DER (the
+ * module's mbedTLS reads either): certificates in the _cert/_ca
+ * namespaces, a private key in the _key ones. */
 static int check_value(const char *ns, int type, const uint8_t *p, size_t len, char *why,
 		       size_t whylen)
 {
 	enum pki_kind k = pki_kind(ns);
-	if ((type == MFG_STR || k != PKI_NONE) && memchr(p, '\0', len)) {
+	if (type == MFG_STR && memchr(p, '\0', len)) {
 		snprintf(why, whylen, "the data holds a NUL byte");
 		return -EINVAL;
 	}
 	if (k == PKI_NONE)
 		return 0;
 	if (type != MFG_BIN && type != MFG_STR) {
-		snprintf(why, whylen, "%s holds PEM text (type 8 or 7), not numbers", ns);
+		snprintf(why, whylen, "%s holds PEM or DER (type 8 or 7), not numbers", ns);
 		return -EINVAL;
 	}
-	/* p is NUL-terminated by the caller */
-	return k == PKI_CERT ? tls_check_cert_pem((const char *)p, why, whylen)
-			     : tls_check_key_pem((const char *)p, why, whylen);
+	return k == PKI_CERT ? tls_check_cert(p, len, why, whylen)
+			     : tls_check_key(p, len, why, whylen);
 }
 
 /* ---- the manufacturing NVS on disk: <state-dir>/mfg ------------------------ */
@@ -550,7 +552,7 @@ static bool pki_present(struct device *d, struct at_out *out, int auth, int pki,
 			char *why, size_t whylen)
 {
 	if (auth & 1) {
-		if (!mfg_pem(d, "client_cert", pki)) {
+		if (!mfg_pki(d, "client_cert", pki).p) {
 			if (out)
 				at_out_line(out, "NO CERT FOUND");
 			snprintf(why, whylen, "auth mode %d needs the client certificate client_cert.%d "
@@ -558,7 +560,7 @@ static bool pki_present(struct device *d, struct at_out *out, int auth, int pki,
 				 d->opts.state_dir ? d->opts.state_dir : "<state-dir>", pki);
 			return false;
 		}
-		if (!mfg_pem(d, "client_key", pki)) {
+		if (!mfg_pki(d, "client_key", pki).p) {
 			if (out)
 				at_out_line(out, "NO PRVT_KEY FOUND");
 			snprintf(why, whylen, "auth mode %d needs the private key client_key.%d "
@@ -568,7 +570,7 @@ static bool pki_present(struct device *d, struct at_out *out, int auth, int pki,
 		}
 	}
 	if (auth & 2) {
-		if (!mfg_pem(d, "client_ca", ca)) {
+		if (!mfg_pki(d, "client_ca", ca).p) {
 			if (out)
 				at_out_line(out, "NO CA FOUND");
 			snprintf(why, whylen, "auth mode %d needs the CA certificate client_ca.%d "
@@ -1114,11 +1116,11 @@ int ssl_client_cfg(struct device *d, int id, const char *host, struct tls_cfg *c
 			 whylen))
 		return -ENOENT;
 	if (c->auth_mode & 1) {
-		cfg->pem.cert = mfg_pem(d, "client_cert", c->pki);
-		cfg->pem.key = mfg_pem(d, "client_key", c->pki);
+		cfg->pki.cert = mfg_pki(d, "client_cert", c->pki);
+		cfg->pki.key = mfg_pki(d, "client_key", c->pki);
 	}
 	if (c->auth_mode & 2)
-		cfg->pem.ca = mfg_pem(d, "client_ca", c->ca);
+		cfg->pki.ca = mfg_pki(d, "client_ca", c->ca);
 	/* The name the server certificate must carry: AT+CIPSSLCCN, else the
 	 * host as given (esp-tls checks the host name). SNI: AT+CIPSSLCSNI,
 	 * else the host unless it is an address (RFC 6066 §3). */
@@ -1153,17 +1155,18 @@ int ssl_server_cfg(struct device *d, int ca_enable, struct tls_cfg *cfg, char *w
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->server = true;
 	cfg->auth_mode = ca_enable;
-	cfg->pem.cert = mfg_pem(d, "server_cert", 0);
-	cfg->pem.key = mfg_pem(d, "server_key", 0);
-	cfg->pem.ca = ca_enable ? mfg_pem(d, "server_ca", 0) : NULL;
+	cfg->pki.cert = mfg_pki(d, "server_cert", 0);
+	cfg->pki.key = mfg_pki(d, "server_key", 0);
+	if (ca_enable)
+		cfg->pki.ca = mfg_pki(d, "server_ca", 0);
 	const char *dir = d->opts.state_dir ? d->opts.state_dir : "<state-dir>";
-	if (!cfg->pem.cert || !cfg->pem.key) {
+	if (!cfg->pki.cert.p || !cfg->pki.key.p) {
 		snprintf(why, whylen, "no server certificate and key: provision server_cert.0 and "
 				      "server_key.0 (AT+SYSMFG, or %s/mfg/server_cert/server_cert.0 "
 				      "and %s/mfg/server_key/server_key.0)", dir, dir);
 		return -ENOENT;
 	}
-	if (ca_enable && !cfg->pem.ca) {
+	if (ca_enable && !cfg->pki.ca.p) {
 		snprintf(why, whylen, "<CA enable> 1 needs the CA that signs client certificates: "
 				      "provision server_ca.0 (AT+SYSMFG, or "
 				      "%s/mfg/server_ca/server_ca.0)", dir);

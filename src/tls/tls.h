@@ -17,11 +17,17 @@ enum { TLS_WANT_READ = 1u, TLS_WANT_WRITE = 2u };
 #define TLS_ALPN_MAX 5
 #define TLS_CIPHER_MAX 16
 
-/* PEM text (NUL-terminated) or NULL. */
-struct tls_pem {
-	const char *ca;
-	const char *cert;
-	const char *key;
+/* A certificate (chain) or a private key: PEM text or DER bytes, as the
+ * module's mbedTLS takes either; p == NULL for none. */
+struct tls_blob {
+	const uint8_t *p;
+	size_t n;
+};
+
+struct tls_pki {
+	struct tls_blob ca;
+	struct tls_blob cert;
+	struct tls_blob key;
 };
 
 struct tls_cfg {
@@ -30,7 +36,7 @@ struct tls_cfg {
 	 * server against the CA, 3 both (AT+CIPSSLCCONF auth modes);
 	 * server: 1 = require and verify client certificates */
 	int auth_mode;
-	struct tls_pem pem;
+	struct tls_pki pki;
 	const char *sni;          /* ClientHello server name; NULL none */
 	const char *expect_name;  /* name the server certificate must carry */
 	const char *alpn[TLS_ALPN_MAX];
@@ -42,10 +48,10 @@ struct tls_cfg {
 	int nciphers;
 };
 
-/* Check that PEM text parses as certificate(s) or a private key; used when
- * certificates are provisioned so bad data is refused at once. */
-int tls_check_cert_pem(const char *pem, char *why, size_t whylen);
-int tls_check_key_pem(const char *pem, char *why, size_t whylen);
+/* Check that data parses as certificate(s) or a private key, PEM or DER;
+ * used when certificates are provisioned so bad data is refused at once. */
+int tls_check_cert(const uint8_t *p, size_t n, char *why, size_t whylen);
+int tls_check_key(const uint8_t *p, size_t n, char *why, size_t whylen);
 
 /* Start a session on fd. Returns 0 or -errno / -EINVAL with a reason. */
 int tls_new(struct tls_conn **out, int fd, const struct tls_cfg *cfg, char *why, size_t whylen);

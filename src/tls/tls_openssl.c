@@ -1,11 +1,13 @@
 /* The TLS backend on OpenSSL 3 (design.md §3). Certificates come as PEM
- * text from the store, never from paths a user names. */
+ * text or DER bytes from the store, never from paths a user names. */
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -48,64 +50,89 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 	return 0;
 }
 
-static STACK_OF(X509_INFO) *read_pem_infos(const char *pem)
+/* The certificates in b: every one of PEM text, else a single DER one
+ * (mbedtls_x509_crt_parse on the module takes either). Never NULL unless
+ * out of memory; empty when nothing parses. */
+static STACK_OF(X509) *read_certs(const struct tls_blob *b)
 {
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	if (!b)
-		return NULL;
-	STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, no_password, NULL);
-	BIO_free(b);
-	return infos;
-}
-
-int tls_check_cert_pem(const char *pem, char *why, size_t whylen)
-{
-	STACK_OF(X509_INFO) *infos = read_pem_infos(pem);
-	int certs = 0;
-	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
-		if (sk_X509_INFO_value(infos, i)->x509)
-			certs++;
+	STACK_OF(X509) *out = sk_X509_new_null();
+	if (!out || !b->p || b->n > INT_MAX)
+		return out;
+	BIO *bio = BIO_new_mem_buf(b->p, (int)b->n);
+	STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, no_password, NULL)
+					 : NULL;
+	BIO_free(bio);
+	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+		X509 *x = sk_X509_INFO_value(infos, i)->x509;
+		if (x && sk_X509_push(out, x))
+			X509_up_ref(x);
+	}
 	sk_X509_INFO_pop_free(infos, X509_INFO_free);
-	if (!certs) {
-		set_err(why, whylen, "no PEM certificate in the data");
-		return -EINVAL;
+	if (sk_X509_num(out) == 0) {
+		const unsigned char *q = b->p;
+		X509 *x = d2i_X509(NULL, &q, (long)b->n);
+		if (x && q == b->p + b->n && sk_X509_push(out, x))
+			x = NULL;
+		X509_free(x);
 	}
 	ERR_clear_error();
+	return out;
+}
+
+int tls_check_cert(const uint8_t *p, size_t n, char *why, size_t whylen)
+{
+	struct tls_blob b = { p, n };
+	STACK_OF(X509) *certs = read_certs(&b);
+	int num = certs ? sk_X509_num(certs) : 0;
+	sk_X509_pop_free(certs, X509_free);
+	if (!num) {
+		set_err(why, whylen, "no certificate (PEM or DER) in the data");
+		return -EINVAL;
+	}
 	return 0;
 }
 
-static EVP_PKEY *read_key(const char *pem)
+/* A private key, PEM or DER; an encrypted one cannot be read. */
+static EVP_PKEY *read_key(const struct tls_blob *b)
 {
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	if (!b)
+	if (!b->p || b->n > INT_MAX)
 		return NULL;
-	EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
-	BIO_free(b);
+	BIO *bio = BIO_new_mem_buf(b->p, (int)b->n);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL) : NULL;
+	BIO_free(bio);
+	if (!k) {
+		const unsigned char *q = b->p;
+		k = d2i_AutoPrivateKey(NULL, &q, (long)b->n);
+		if (k && q != b->p + b->n) {
+			EVP_PKEY_free(k);
+			k = NULL;
+		}
+	}
+	ERR_clear_error();
 	return k;
 }
 
-int tls_check_key_pem(const char *pem, char *why, size_t whylen)
+int tls_check_key(const uint8_t *p, size_t n, char *why, size_t whylen)
 {
-	EVP_PKEY *k = read_key(pem);
+	struct tls_blob b = { p, n };
+	EVP_PKEY *k = read_key(&b);
 	if (!k) {
-		set_err(why, whylen, "no PEM private key in the data");
+		set_err(why, whylen, "no private key (PEM or DER, unencrypted) in the data");
 		return -EINVAL;
 	}
 	EVP_PKEY_free(k);
 	return 0;
 }
 
-static int load_ca(SSL_CTX *ctx, const char *pem, char *why, size_t whylen)
+static int load_ca(SSL_CTX *ctx, const struct tls_blob *ca, char *why, size_t whylen)
 {
-	STACK_OF(X509_INFO) *infos = read_pem_infos(pem);
+	STACK_OF(X509) *certs = read_certs(ca);
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
 	int n = 0;
-	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
-		X509_INFO *inf = sk_X509_INFO_value(infos, i);
-		if (inf->x509 && X509_STORE_add_cert(store, inf->x509) == 1)
+	for (int i = 0; certs && i < sk_X509_num(certs); i++)
+		if (X509_STORE_add_cert(store, sk_X509_value(certs, i)) == 1)
 			n++;
-	}
-	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	sk_X509_pop_free(certs, X509_free);
 	if (!n) {
 		set_err(why, whylen, "the CA certificate cannot be read");
 		return -EINVAL;
@@ -113,35 +140,32 @@ static int load_ca(SSL_CTX *ctx, const char *pem, char *why, size_t whylen)
 	return 0;
 }
 
-static int load_cert_key(SSL_CTX *ctx, const struct tls_pem *pem, char *why, size_t whylen)
+static int load_cert_key(SSL_CTX *ctx, const struct tls_pki *pki, char *why, size_t whylen)
 {
-	if (!pem->cert || !pem->key) {
+	if (!pki->cert.p || !pki->key.p) {
 		snprintf(why, whylen, "a certificate and its private key are needed");
 		return -EINVAL;
 	}
-	STACK_OF(X509_INFO) *infos = read_pem_infos(pem->cert);
+	STACK_OF(X509) *certs = read_certs(&pki->cert);
 	int rc = -EINVAL;
-	bool first = true;
-	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
-		X509_INFO *inf = sk_X509_INFO_value(infos, i);
-		if (!inf->x509)
-			continue;
-		if (first) {
-			if (SSL_CTX_use_certificate(ctx, inf->x509) != 1)
+	for (int i = 0; certs && i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+		if (i == 0) {
+			if (SSL_CTX_use_certificate(ctx, x) != 1)
 				break;
-			first = false;
 			rc = 0;
 		} else {
-			X509_up_ref(inf->x509);
-			SSL_CTX_add_extra_chain_cert(ctx, inf->x509); /* the chain */
+			X509_up_ref(x);
+			if (SSL_CTX_add_extra_chain_cert(ctx, x) != 1) /* the chain */
+				X509_free(x);
 		}
 	}
-	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	sk_X509_pop_free(certs, X509_free);
 	if (rc < 0) {
 		set_err(why, whylen, "the certificate cannot be read");
 		return rc;
 	}
-	EVP_PKEY *k = read_key(pem->key);
+	EVP_PKEY *k = read_key(&pki->key);
 	if (!k || SSL_CTX_use_PrivateKey(ctx, k) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		EVP_PKEY_free(k);
 		set_err(why, whylen, "the private key cannot be read or does not match the certificate");
@@ -214,15 +238,15 @@ static int setup_ctx(struct tls_conn *c, const struct tls_cfg *cfg, char *why, s
 	bool need_ca = cfg->server ? cfg->auth_mode != 0 : (cfg->auth_mode & 2) != 0;
 	bool need_cert = cfg->server || (cfg->auth_mode & 1);
 	if (need_ca) {
-		if (!cfg->pem.ca) {
+		if (!cfg->pki.ca.p) {
 			snprintf(why, whylen, cfg->server ? "no CA certificate to verify clients with"
 							  : "no CA certificate to verify the server with");
 			return -EINVAL;
 		}
-		if (load_ca(c->ctx, cfg->pem.ca, why, whylen) < 0)
+		if (load_ca(c->ctx, &cfg->pki.ca, why, whylen) < 0)
 			return -EINVAL;
 	}
-	if (need_cert && load_cert_key(c->ctx, &cfg->pem, why, whylen) < 0)
+	if (need_cert && load_cert_key(c->ctx, &cfg->pki, why, whylen) < 0)
 		return -EINVAL;
 	return 0;
 }

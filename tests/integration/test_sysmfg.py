@@ -173,7 +173,7 @@ def test_bad_data_is_refused(espatd, pki):
     assert write(c, b"app", b"s", 7, b"a\x00b") == ERROR                 # strings are C strings
     c.transact(b'AT+SYSMFG=1,"client_cert"\r\n', OK)
     assert not os.path.exists(os.path.join(d.state_dir, "mfg", "client_cert", "client_cert.0"))
-    log_has(d, "client_cert.client_cert.0 refused: no PEM certificate in the data")
+    log_has(d, "client_cert.client_cert.0 refused: no certificate (PEM or DER) in the data")
     # encrypted keys cannot be used (there is no passphrase to give)
     enc = os.path.join(pki.d, "enc.key")
     subprocess.run([OPENSSL, "pkey", "-in", pki.client[1], "-aes128", "-passout", "pass:x",
@@ -184,6 +184,41 @@ def test_bad_data_is_refused(espatd, pki):
     blob = bytes(range(256)) * 4
     assert write(c, b"blobs", b"all", 8, blob, "random") == OK
     c.transact(b'AT+SYSMFG=1,"blobs","all"\r\n', read_reply(b"blobs", b"all", 8, blob))
+
+
+def der(pki, path, kind):
+    out = os.path.join(pki.d, os.path.basename(path) + ".der")
+    subprocess.run([OPENSSL, kind, "-in", path, "-outform", "DER", "-out", out], check=True)
+    return open(out, "rb").read()
+
+
+def test_der_certificates(espatd, pki):
+    """DER works as PEM does (the module's mbedTLS reads either): a CA, a
+    client certificate and its key written as DER make a verified TLS link
+    with a client certificate; DER that is not what the namespace holds, or
+    cut short, is refused."""
+    d = espatd()
+    c = ready(d)
+    ca = der(pki, pki.ca, "x509")
+    cert = der(pki, pki.client[0], "x509")
+    key = der(pki, pki.client[1], "pkey")
+    assert b"\x00" in ca and not ca.startswith(b"-----")
+    assert write(c, b"client_ca", b"client_ca.0", 8, cert[:-1]) == ERROR    # cut short
+    assert write(c, b"client_key", b"client_key.0", 8, cert) == ERROR       # a cert is no key
+    assert write(c, b"client_cert", b"client_cert.0", 8, key) == ERROR      # nor a key a cert
+    assert write(c, b"client_ca", b"client_ca.0", 8, ca) == OK
+    assert write(c, b"client_cert", b"client_cert.0", 8, cert) == OK
+    assert write(c, b"client_key", b"client_key.0", 8, key) == OK
+    c.transact(b'AT+SYSMFG=1,"client_ca","client_ca.0"\r\n',
+               read_reply(b"client_ca", b"client_ca.0", 8, ca))
+    c.must_ok(b'AT+CWJAP="lab","pw"\r\n')
+    c.transact(b"AT+CIPSSLCCONF=3\r\n", OK)
+    srv = PyServer(*pki.server, verify_ca=pki.ca).accept()
+    c.transact(b'AT+CIPSTART="SSL","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n" + OK)
+    conn = srv.wait()
+    assert conn.getpeercert()["subject"] == ((("commonName", "mcu.test"),),)
+    c.transact(b"AT+CIPCLOSE\r\n", b"CLOSED\r\n" + OK)
+    srv.close()
 
 
 def test_names_stay_inside_the_state_dir(espatd, tmp_path):
