@@ -328,6 +328,14 @@ class Link:
             self.drain()
             failures.append("%r -> %s" % (cmd, e))
 
+    def check_all(self, cmds, expected=b"\r\nERROR\r\n"):
+        """Every command must answer exactly `expected` (ERROR by default);
+        fails once, listing every command that did not."""
+        failures = []
+        for cmd in cmds:
+            self.check(cmd, expected, failures)
+        assert not failures, "\n".join(failures)
+
     def cmd(self, cmd, mode=None, timeout=None):
         """Send cmd and return everything up to its final result (the quiet
         period is checked too). For set-up steps whose text is tested

@@ -59,13 +59,6 @@ def ping_timeout(c, host, least=PING_TIMEOUT_S * 0.9, most=None):
     return took
 
 
-def failing(c, cmds, expected=ERROR):
-    failures = []
-    for cmd in cmds:
-        c.check(cmd, expected, failures)
-    assert not failures, "\n".join(failures)
-
-
 # ---- loopback ----------------------------------------------------------------------
 
 
@@ -97,7 +90,7 @@ def test_ping_forms_and_bad_parameters(espatd):
     c.echo_off()
     c.transact(JOIN, JOINED)
     # set form only (§1.12)
-    failing(c, [b"AT+PING\r\n", b"AT+PING?\r\n", b"AT+PING=?\r\n",
+    c.check_all([b"AT+PING\r\n", b"AT+PING?\r\n", b"AT+PING=?\r\n",
                 b"AT+PING=127.0.0.1\r\n", b'AT+PING=""\r\n', b'AT+PING="127.0.0.1",1\r\n',
                 b"AT+PING=\r\n", b'AT+PING="%s"\r\n' % (b"a" * 60 + b".test")])
     c.transact(b"AT+SYSLOG=1\r\n", OK)

@@ -26,7 +26,6 @@ import time
 
 import pytest
 
-import espat
 import netpeer
 from espat import SCALE
 
@@ -82,13 +81,6 @@ def systimestamp(c):
 
 def assert_near(value, expected, slack=2):
     assert expected - slack <= value <= expected + slack, (value, expected)
-
-
-def failing(c, cmds, expected=ERROR):
-    failures = []
-    for cmd in cmds:
-        c.check(cmd, expected, failures)
-    assert not failures, "\n".join(failures)
 
 
 def sync(c, cmd, timeout=5):
@@ -259,7 +251,7 @@ def test_forms_and_bad_parameters(espatd):
     c = espatd(*LOOPBACK_ONLY).client
     c.echo_off()
     # only the documented forms (§1.12)
-    failing(c, [b"AT+CIPSNTPCFG=?\r\n", b"AT+CIPSNTPCFG\r\n", b"AT+CIPSNTPTIME\r\n",
+    c.check_all([b"AT+CIPSNTPCFG=?\r\n", b"AT+CIPSNTPCFG\r\n", b"AT+CIPSNTPTIME\r\n",
                 b"AT+CIPSNTPTIME=1\r\n", b"AT+CIPSNTPTIME=?\r\n", b"AT+CIPSNTPINTV\r\n",
                 b"AT+CIPSNTPINTV=?\r\n"])
     c.transact(b"AT+SYSLOG=1\r\n", OK)

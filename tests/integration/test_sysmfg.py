@@ -80,6 +80,17 @@ def test_certificate_round_trip(espatd, pki, frag):
     srv.close()
 
 
+def mutual_tls_link(c, pki):
+    """An SSL link to a server that verifies the client: it must see the
+    client certificate provisioned (mcu.test)."""
+    srv = PyServer(*pki.server, verify_ca=pki.ca).accept()
+    c.transact(b'AT+CIPSTART="SSL","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n" + OK)
+    conn = srv.wait()
+    assert conn.getpeercert()["subject"] == ((("commonName", "mcu.test"),),)
+    c.transact(b"AT+CIPCLOSE\r\n", b"CLOSED\r\n" + OK)
+    srv.close()
+
+
 def test_client_pair_and_server_pair_over_at(espatd, pki):
     """Everything an SSL link needs, provisioned over the AT port."""
     d = espatd()
@@ -93,12 +104,7 @@ def test_client_pair_and_server_pair_over_at(espatd, pki):
     c.transact(b"AT+CIPSSLCCONF=3,3,1\r\n", OK)
     c.transact(b"AT+CIPSSLCCONF?\r\n", b"+CIPSSLCCONF:0,3,3,1\r\n" + OK)
     c.must_ok(b'AT+CWJAP="lab","pw"\r\n')
-    srv = PyServer(*pki.server, verify_ca=pki.ca).accept()
-    c.transact(b'AT+CIPSTART="SSL","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n" + OK)
-    conn = srv.wait()
-    assert conn.getpeercert()["subject"] == ((("commonName", "mcu.test"),),)
-    c.transact(b"AT+CIPCLOSE\r\n", b"CLOSED\r\n" + OK)
-    srv.close()
+    mutual_tls_link(c, pki)
 
 
 def test_numbers_and_strings(espatd):
@@ -213,12 +219,7 @@ def test_der_certificates(espatd, pki):
                read_reply(b"client_ca", b"client_ca.0", 8, ca))
     c.must_ok(b'AT+CWJAP="lab","pw"\r\n')
     c.transact(b"AT+CIPSSLCCONF=3\r\n", OK)
-    srv = PyServer(*pki.server, verify_ca=pki.ca).accept()
-    c.transact(b'AT+CIPSTART="SSL","127.0.0.1",%d\r\n' % srv.port, b"CONNECT\r\n" + OK)
-    conn = srv.wait()
-    assert conn.getpeercert()["subject"] == ((("commonName", "mcu.test"),),)
-    c.transact(b"AT+CIPCLOSE\r\n", b"CLOSED\r\n" + OK)
-    srv.close()
+    mutual_tls_link(c, pki)
 
 
 def test_names_stay_inside_the_state_dir(espatd, tmp_path):
