@@ -790,6 +790,13 @@ def test_got_ipv6_urcs(espatd):
     assert out == want + b"\r\nOK\r\n", (out, cifsr)
 
 
+def rst(c):
+    """AT+RST, its ready, and echo off again (a restart turns it on)."""
+    c.transact(b"AT+RST\r\n", b"\r\nOK\r\n", quiet=0)
+    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
+    c.echo_off()
+
+
 def test_cwinit(espatd):
     """AT+CWINIT=0 frees the Wi-Fi driver: the station leaves and Wi-Fi
     commands fail until AT+CWINIT=1 or a restart (TinyGSM's radioOff)."""
@@ -809,9 +816,7 @@ def test_cwinit(espatd):
     c.check_all([b"AT+CWINIT=2\r\n", b"AT+CWINIT\r\n", b"AT+CWINIT=?\r\n", b"AT+CWINIT=1,1\r\n"])
     # never saved: a restart brings the driver back
     c.transact(b"AT+CWINIT=0\r\n", b"WIFI DISCONNECT\r\n" + OK)
-    c.transact(b"AT+RST\r\n", b"\r\nOK\r\n", quiet=0)
-    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
-    c.echo_off()
+    rst(c)
     c.transact(b"AT+CWINIT?\r\n", b"+CWINIT:1\r\n" + OK)
 
 
@@ -843,9 +848,7 @@ def test_cwcountry(espatd):
                 b"AT+CWCOUNTRY\r\n", b"AT+CWCOUNTRY=?\r\n"])
     c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:1,"XX",6,6\r\n' + OK)
     # a restart brings the factory country back (not saved)
-    c.transact(b"AT+RST\r\n", b"\r\nOK\r\n", quiet=0)
-    c.expect(b"\r\nready\r\n", timeout=3 * SCALE)
-    c.echo_off()
+    rst(c)
     c.transact(b"AT+CWCOUNTRY?\r\n", b'+CWCOUNTRY:0,"CN",1,13\r\n' + OK)
 
 
