@@ -48,8 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * leave the machine. As root the fuzzer gets a network
 		 * namespace of its own (nothing is reachable there); in any
 		 * case links and pings may go to loopback only. */
-		if (unshare(CLONE_NEWNET) < 0 && errno != EPERM)
-			abort();
+		if (unshare(CLONE_NEWNET) < 0) {
+			/* not root, or namespaces not allowed here: the
+			 * loopback-only policy below still holds */
+		}
 		if (policy_add(&loopback_only, "127.0.0.0/8") < 0 ||
 		    policy_add(&loopback_only, "::1") < 0)
 			abort();
